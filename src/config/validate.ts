@@ -1,0 +1,148 @@
+/**
+ * validateConfig(): the single gate every configuration passes, whether it comes from a
+ * file, a reload or a member change through the API (which builds a candidate config and
+ * validates it whole). Returns every problem at once, each with its field path.
+ */
+import type { z } from "zod";
+import { ConfigError, type Problem } from "../errors.js";
+import { checkCrossVpc, type CrossVpcContext } from "../crossvpc/rules.js";
+import { isLoopback } from "../ip.js";
+import { configSchema, splitHostPort, type Config } from "./schema.js";
+
+export type ValidationContext = CrossVpcContext;
+
+export type ValidationResult = { ok: true; config: Config } | { ok: false; problems: Problem[] };
+
+/** `["loadbalancers", 0, "pools", 1]` → `loadbalancers[0].pools[1]`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const p of path) {
+    if (typeof p === "number") out += `[${p}]`;
+    else out += out ? `.${String(p)}` : String(p);
+  }
+  return out;
+}
+
+function zodProblems(error: z.ZodError): Problem[] {
+  const out: Problem[] = [];
+  for (const issue of error.issues) {
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) {
+        out.push({ path: formatPath([...issue.path, key]), message: "unknown field; check its spelling against SPEC §2" });
+      }
+      continue;
+    }
+    if (issue.code === "invalid_type" && issue.input === undefined) {
+      out.push({ path: formatPath(issue.path), message: "is required" });
+      continue;
+    }
+    out.push({ path: formatPath(issue.path), message: issue.message });
+  }
+  return out;
+}
+
+export function validateConfig(input: unknown, ctx: ValidationContext = {}): ValidationResult {
+  const parsed = configSchema.safeParse(input);
+  if (!parsed.success) return { ok: false, problems: zodProblems(parsed.error) };
+  const problems = checkReferences(parsed.data);
+  problems.push(...checkCrossVpc(parsed.data, ctx));
+  return problems.length ? { ok: false, problems } : { ok: true, config: parsed.data };
+}
+
+/** validateConfig() that throws ConfigError listing every problem. */
+export function parseConfig(input: unknown, ctx: ValidationContext = {}): Config {
+  const r = validateConfig(input, ctx);
+  if (!r.ok) throw new ConfigError(r.problems);
+  return r.config;
+}
+
+/** Rules that span fields: references, uniqueness and combinations of SPEC §2–§4. */
+function checkReferences(config: Config): Problem[] {
+  const problems: Problem[] = [];
+  const add = (path: string, message: string, code?: string) => problems.push({ path, message, ...(code ? { code } : {}) });
+
+  if (config.admin && !config.admin.token) {
+    const hp = splitHostPort(config.admin.listen);
+    if (hp && !isLoopback(hp.host)) {
+      add("admin.token", `is required when admin.listen (${config.admin.listen}) is not a loopback address`);
+    }
+  }
+
+  const seen = new Map<string, string>();
+  const unique = (kind: string, id: string, path: string) => {
+    const key = `${kind}\0${id}`;
+    const first = seen.get(key);
+    if (first) add(`${path}.id`, `duplicate ${kind} id "${id}" (first used at ${first}); ids are unique per kind`, "LB4.DUPLICATE_ID");
+    else seen.set(key, path);
+  };
+
+  config.vpcs.forEach((vpc, vi) => {
+    unique("vpc", vpc.id, `vpcs[${vi}]`);
+    vpc.subnets.forEach((s, si) => unique("subnet", s.id, `vpcs[${vi}].subnets[${si}]`));
+  });
+
+  const bound = new Map<string, string>();
+  config.loadbalancers.forEach((lb, li) => {
+    const at = `loadbalancers[${li}]`;
+    unique("loadbalancer", lb.id, at);
+    const vpc = lb.vpc_id === null ? undefined : config.vpcs.find((v) => v.id === lb.vpc_id);
+    if (lb.vpc_id !== null && !vpc) add(`${at}.vpc_id`, `names VPC "${lb.vpc_id}", which is not in vpcs`);
+    lb.elb_virsubnet_ids.forEach((sid, si) => {
+      if (!vpc) {
+        add(`${at}.elb_virsubnet_ids[${si}]`, "backend subnets need the load balancer's vpc_id");
+      } else if (!vpc.subnets.some((s) => s.id === sid)) {
+        add(`${at}.elb_virsubnet_ids[${si}]`, `subnet "${sid}" is not a subnet of VPC "${vpc.id}"`);
+      }
+    });
+
+    const pools = new Map(lb.pools.map((p) => [p.id, p]));
+    lb.listeners.forEach((ls, i) => {
+      const lp = `${at}.listeners[${i}]`;
+      unique("listener", ls.id, lp);
+      const where = `${ls.protocol} ${lb.vip_address}:${ls.protocol_port}`;
+      const other = bound.get(where);
+      if (other) add(`${lp}.protocol_port`, `${where} is already used by ${other}; a TCP and a UDP listener may share a number, two of one protocol may not`);
+      else bound.set(where, lp);
+      const pool = pools.get(ls.default_pool_id);
+      if (!pool) {
+        add(`${lp}.default_pool_id`, `pool "${ls.default_pool_id}" is not a pool of load balancer "${lb.id}"`);
+      } else if (pool.protocol !== ls.protocol) {
+        add(`${lp}.default_pool_id`, `pool "${pool.id}" is ${pool.protocol} but the listener is ${ls.protocol}; they must match`);
+      }
+    });
+
+    lb.pools.forEach((pool, pi) => {
+      const pp = `${at}.pools[${pi}]`;
+      unique("pool", pool.id, pp);
+      if (pool.session_persistence && pool.lb_algorithm === "SOURCE_IP") {
+        add(`${pp}.session_persistence`, "is not allowed with SOURCE_IP, which is sticky already; use ROUND_ROBIN or LEAST_CONNECTIONS, or remove it");
+      }
+      if (pool.slow_start.enable && pool.lb_algorithm !== "ROUND_ROBIN") {
+        add(`${pp}.slow_start.enable`, `slow start works with ROUND_ROBIN only; the pool uses ${pool.lb_algorithm}`);
+      }
+      const hm = pool.healthmonitor;
+      if (hm) {
+        if (pool.protocol === "UDP" && hm.type !== "UDP_CONNECT") {
+          add(`${pp}.healthmonitor.type`, "UDP pools are checked with UDP_CONNECT only");
+        }
+        if (pool.protocol === "TCP" && hm.type === "UDP_CONNECT") {
+          add(`${pp}.healthmonitor.type`, "UDP_CONNECT is for UDP pools; use TCP or HTTP");
+        }
+      }
+      if (pool.protocol === "UDP" && (pool.client_ip === "toa" || pool.client_ip === "proxy_v1")) {
+        add(`${pp}.client_ip`, `${pool.client_ip} is a stream header; UDP pools take off, auto or proxy_v2`);
+      }
+      const endpoints = new Map<string, number>();
+      pool.members.forEach((m, mi) => {
+        const mp = `${pp}.members[${mi}]`;
+        unique("member", m.id, mp);
+        const ep = `${m.address.toLowerCase()}:${m.protocol_port}`;
+        const first = endpoints.get(ep);
+        if (first !== undefined) {
+          add(`${mp}.address`, `${m.address}:${m.protocol_port} is already member ${pp}.members[${first}]; a backend joins a pool once`, "LB4.DUPLICATE_MEMBER");
+        } else endpoints.set(ep, mi);
+      });
+    });
+  });
+  return problems;
+}

@@ -1,0 +1,354 @@
+/**
+ * TCP listener and connection pair (SPEC §3). The client socket is accepted paused
+ * (pauseOnConnect), so bytes it sends before the member is connected wait in the kernel —
+ * held, not lost, and never written to a member that then fails. Forwarding is two
+ * stream pipes (back-pressure and half-close come from the stream machinery); there is no
+ * per-chunk JS of ours. Timers: none per connection — the engine tick sweeps connect
+ * deadlines, idle time (by byte counters) and drain deadlines for all of them at once.
+ */
+import net from "node:net";
+import type { Logger } from "pino";
+import type { AccessList } from "../acl/ipgroup.js";
+import type { ListenerConfig } from "../config/schema.js";
+import type { MemberRuntime } from "../model/member.js";
+import type { PoolRuntime } from "../model/pool.js";
+import { normaliseIp } from "../ip.js";
+import type { EndReason } from "./stats.js";
+import { ListenerStats } from "./stats.js";
+import type { RateLimitedLog } from "./ratelimit.js";
+
+/** At most this many connect attempts per client: the first and 2 retries (SPEC §3). */
+export const MAX_CONNECT_TRIES = 3;
+
+export interface TcpTuning {
+  connectTimeoutMs: number;
+}
+
+/** What a connection needs from the engine, shared by all connections of a listener. */
+export interface TcpListenerDeps {
+  lbId: string;
+  vip: string;
+  logger: Logger;
+  refusalLog: RateLimitedLog;
+  clock: () => number;
+  tuning: TcpTuning;
+  /** Header to write first on the upstream connection (SPEC §7), or undefined. */
+  headerFor?: (session: TcpSession, member: MemberRuntime) => Buffer | undefined;
+  /** Local address for the upstream connection (cross-VPC SNAT, SPEC §6). */
+  localAddressFor?: (member: MemberRuntime) => string | undefined;
+  /** Called after a connection ends (scheduler hooks, persistence). */
+  onSessionEnd?: (session: TcpSession) => void;
+  /** Sticky placement (session persistence) wraps the pool's pick. */
+  pick?: (pool: PoolRuntime, client: { ip: string; port: number }, avoid: readonly MemberRuntime[]) => MemberRuntime | undefined;
+}
+
+const kSession = Symbol("lb4.session");
+type Tagged = net.Socket & { [kSession]?: TcpSession };
+
+// Shared handlers (one function object for all connections; `this` is the socket).
+function onClientError(this: Tagged, err: Error): void {
+  this[kSession]?.fail("client_error", err);
+}
+function onClientClose(this: Tagged): void {
+  this[kSession]?.sideClosed(true);
+}
+function onUpstreamConnect(this: Tagged): void {
+  this[kSession]?.connected();
+}
+function onUpstreamError(this: Tagged, err: Error): void {
+  this[kSession]?.upstreamError(err);
+}
+function onUpstreamClose(this: Tagged): void {
+  this[kSession]?.sideClosed(false);
+}
+
+export class TcpSession {
+  readonly client: Tagged;
+  readonly clientIp: string;
+  readonly clientPort: number;
+  readonly listener: TcpListener;
+  upstream: Tagged | undefined;
+  member: MemberRuntime | undefined;
+  tries = 0;
+  avoid: MemberRuntime[] = [];
+  readonly startedAt: number;
+  /** Connect deadline while connecting; Infinity once connected. */
+  connectDeadline = Infinity;
+  idleSince: number;
+  lastBytes = 0;
+  private isConnected = false;
+  private clientClosed = false;
+  private upstreamClosed = true;
+  private ended = false;
+  reason: EndReason = "closed";
+  error: Error | undefined;
+
+  constructor(listener: TcpListener, client: net.Socket, ip: string, now: number) {
+    this.listener = listener;
+    this.client = client as Tagged;
+    this.clientIp = ip;
+    this.clientPort = client.remotePort ?? 0;
+    this.startedAt = now;
+    this.idleSince = now;
+    this.client[kSession] = this;
+    client.on("error", onClientError);
+    client.on("close", onClientClose);
+  }
+
+  /** Pick a member (avoiding failed ones) and connect; refuse the client when none is left. */
+  connect(): void {
+    const l = this.listener;
+    const member = l.pickFor(this);
+    if (!member) {
+      if (this.tries === 0) {
+        l.stats.refusedNoMember++;
+        l.deps.refusalLog.warn("no_member", { listener: l.config.id, client: this.clientIp, msg: "no eligible member; client refused" });
+      }
+      this.fail(this.tries === 0 ? "closed" : "connect_failed", undefined, this.tries === 0);
+      return;
+    }
+    this.tries++;
+    this.member = member;
+    member.active++;
+    member.total++;
+    const local = l.deps.localAddressFor?.(member);
+    const up = net.connect({
+      host: member.config.address,
+      port: member.config.protocol_port,
+      allowHalfOpen: true,
+      noDelay: true,
+      ...(local ? { localAddress: local } : {}),
+    }) as Tagged;
+    this.upstream = up;
+    this.upstreamClosed = false;
+    up[kSession] = this;
+    up.on("connect", onUpstreamConnect);
+    up.on("error", onUpstreamError);
+    up.on("close", onUpstreamClose);
+    this.connectDeadline = l.deps.clock() + l.deps.tuning.connectTimeoutMs;
+  }
+
+  connected(): void {
+    const up = this.upstream!;
+    this.isConnected = true;
+    this.connectDeadline = Infinity;
+    this.idleSince = this.listener.deps.clock();
+    const header = this.listener.deps.headerFor?.(this, this.member!);
+    if (header) up.write(header);
+    this.client.pipe(up);
+    up.pipe(this.client);
+  }
+
+  upstreamError(err: Error): void {
+    if (this.isConnected || this.ended) {
+      this.fail("member_error", err);
+      return;
+    }
+    this.retry(err);
+  }
+
+  /** The member refused or timed out before connecting: try another one (SPEC §3). */
+  retry(err: Error): void {
+    const l = this.listener;
+    const failed = this.member!;
+    const up = this.upstream!;
+    up[kSession] = undefined;
+    up.destroy();
+    this.upstream = undefined;
+    this.upstreamClosed = true;
+    failed.active--;
+    this.member = undefined;
+    this.avoid.push(failed);
+    l.stats.connectErrors++;
+    l.deps.logger.debug({ listener: l.config.id, member: failed.id, err: (err as NodeJS.ErrnoException).code ?? err.message }, "member connect failed");
+    if (this.clientClosed) {
+      this.finish();
+      return;
+    }
+    if (this.tries >= MAX_CONNECT_TRIES) {
+      this.fail("connect_failed", err);
+      return;
+    }
+    l.stats.retries++;
+    this.connect();
+  }
+
+  /** Close both sides now. */
+  fail(reason: EndReason, err?: Error, refused = false): void {
+    if (this.reason === "closed" || reason === "shutdown") this.reason = reason;
+    if (err && !this.error) this.error = err;
+    if (refused) this.listener.stats.active--; // never counted as a served connection
+    this.client.destroy();
+    this.upstream?.destroy();
+    if (refused) {
+      this.ended = true;
+      this.client[kSession] = undefined;
+      this.listener.sessions.delete(this);
+    }
+  }
+
+  sideClosed(client: boolean): void {
+    if (client) this.clientClosed = true;
+    else this.upstreamClosed = true;
+    if (this.clientClosed && this.upstreamClosed) {
+      this.finish();
+      return;
+    }
+    // One side is gone. If it went down hard, take the other down; if it closed cleanly the
+    // pipe has already ended the other's write side, which flushes and then closes.
+    const other = client ? this.upstream : this.client;
+    if (!other) return;
+    const closed = client ? this.client : this.upstream;
+    if (closed?.errored || !this.isConnected) other.destroy();
+    else if (!other.writableEnded) other.end();
+  }
+
+  private finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    const l = this.listener;
+    l.sessions.delete(this);
+    l.stats.active--;
+    const c = this.client;
+    c[kSession] = undefined;
+    if (this.upstream) this.upstream[kSession] = undefined;
+    const m = this.member;
+    if (m) {
+      m.active--;
+      l.stats.total++;
+    }
+    const bytesIn = c.bytesRead;
+    const bytesOut = c.bytesWritten;
+    l.stats.bytesIn += bytesIn;
+    l.stats.bytesOut += bytesOut;
+    l.deps.onSessionEnd?.(this);
+    if (l.accessLog) {
+      l.deps.logger.info(
+        {
+          ev: "tcp_conn",
+          lb: l.deps.lbId,
+          listener: l.config.id,
+          client: `${this.clientIp}:${this.clientPort}`,
+          member: m ? m.key : null,
+          member_id: m ? m.id : null,
+          bytes_in: bytesIn,
+          bytes_out: bytesOut,
+          duration_ms: Math.round(l.deps.clock() - this.startedAt),
+          end: this.reason,
+          ...(this.error ? { error: (this.error as NodeJS.ErrnoException).code ?? this.error.message } : {}),
+        },
+        "connection closed",
+      );
+    }
+  }
+
+  /** Engine tick: connect timeout, idle timeout, drain deadline. */
+  sweep(now: number, idleMs: number): void {
+    if (this.connectDeadline <= now) {
+      this.connectDeadline = Infinity;
+      const e = Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" });
+      this.retry(e);
+      return;
+    }
+    if (!this.isConnected) return;
+    const m = this.member;
+    if (m && m.drainDeadline <= now) {
+      this.listener.stats.drainClosed++;
+      this.fail("drained");
+      return;
+    }
+    const bytes = this.client.bytesRead + (this.upstream ? this.upstream.bytesRead : 0);
+    if (bytes !== this.lastBytes) {
+      this.lastBytes = bytes;
+      this.idleSince = now;
+    } else if (now - this.idleSince >= idleMs) {
+      this.listener.stats.idleClosed++;
+      this.fail("idle_timeout");
+    }
+  }
+}
+
+export class TcpListener {
+  readonly server: net.Server;
+  readonly stats = new ListenerStats();
+  readonly sessions = new Set<TcpSession>();
+  config: ListenerConfig;
+  pool: PoolRuntime;
+  acl: AccessList;
+  deps: TcpListenerDeps;
+  /** Cached `logger.isLevelEnabled("info")`, refreshed on reload. */
+  accessLog: boolean;
+  private closing = false;
+
+  constructor(config: ListenerConfig, pool: PoolRuntime, acl: AccessList, deps: TcpListenerDeps) {
+    this.config = config;
+    this.pool = pool;
+    this.acl = acl;
+    this.deps = deps;
+    this.accessLog = deps.logger.isLevelEnabled("info");
+    this.server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, (s) => this.accept(s));
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.once("error", onError);
+      this.server.listen({ host: this.deps.vip, port: this.config.protocol_port, exclusive: true }, () => {
+        this.server.off("error", onError);
+        this.server.on("error", (err) => this.deps.logger.error({ listener: this.config.id, err }, "listener error"));
+        resolve();
+      });
+    });
+  }
+
+  pickFor(s: TcpSession): MemberRuntime | undefined {
+    const client = { ip: s.clientIp, port: s.clientPort };
+    return this.deps.pick ? this.deps.pick(this.pool, client, s.avoid) : this.pool.pick(client, s.avoid);
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    const ip = normaliseIp(socket.remoteAddress ?? "");
+    if (!this.acl.allows(ip)) {
+      this.stats.refusedAcl++;
+      this.deps.refusalLog.warn("acl", { listener: this.config.id, client: ip, msg: "client refused by ipgroup" });
+      socket.destroy();
+      return;
+    }
+    const limit = this.config.connection_limit;
+    if (limit > 0 && this.stats.active >= limit) {
+      this.stats.refusedLimit++;
+      this.deps.refusalLog.warn("limit", { listener: this.config.id, client: ip, msg: "connection_limit reached; client refused" });
+      socket.destroy();
+      return;
+    }
+    this.stats.active++;
+    const s = new TcpSession(this, socket, ip, this.deps.clock());
+    this.sessions.add(s);
+    s.connect();
+  }
+
+  sweep(now: number): void {
+    const idleMs = this.config.keepalive_timeout * 1000;
+    for (const s of this.sessions) s.sweep(now, idleMs);
+  }
+
+  /** Stop accepting; open connections continue. */
+  stopAccepting(): Promise<void> {
+    this.closing = true;
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Close every open connection now. */
+  destroyAll(): void {
+    for (const s of this.sessions) s.fail("shutdown");
+  }
+
+  get address(): net.AddressInfo | undefined {
+    const a = this.server.address();
+    return a && typeof a === "object" ? a : undefined;
+  }
+}

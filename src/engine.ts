@@ -1,0 +1,355 @@
+/**
+ * The engine: turns a validated Config into running listeners and pools, and applies every
+ * later change (reload, member API) as a diff against what runs. All changes go through
+ * validateConfig() on a whole candidate config first, so one rule has one home.
+ */
+import type { Logger } from "pino";
+import { compileAccessList } from "./acl/ipgroup.js";
+import { systemClock, type Clock } from "./clock.js";
+import type { Config, ConfigInput, LoadBalancerConfig, MemberConfig, MemberInput, PoolConfig } from "./config/schema.js";
+import { unsupportedFeatures } from "./config/support.js";
+import { validateConfig } from "./config/validate.js";
+import { isCrossVpc, vpcView } from "./crossvpc/rules.js";
+import { RateLimitedLog } from "./dataplane/ratelimit.js";
+import { TcpListener, type TcpTuning } from "./dataplane/tcp.js";
+import { ConfigError, Lb4Error, NotFoundError, NotSupportedError } from "./errors.js";
+import { silentLogger } from "./log.js";
+import { MemberRuntime } from "./model/member.js";
+import { PoolRuntime } from "./model/pool.js";
+
+export interface Tuning extends TcpTuning {
+  /** Engine tick: idle/connect/drain sweep and slow-start refresh. */
+  tickMs: number;
+  /** How long close() lets open connections finish before closing them. */
+  shutdownGraceMs: number;
+}
+
+export const DEFAULT_TUNING: Tuning = { connectTimeoutMs: 5000, tickMs: 1000, shutdownGraceMs: 10_000 };
+
+export interface EngineOptions {
+  logger?: Logger;
+  clock?: Clock;
+  tuning?: Partial<Tuning>;
+}
+
+type Listener = TcpListener;
+
+interface LbRuntime {
+  config: LoadBalancerConfig;
+  pools: Map<string, PoolRuntime>;
+  listeners: Map<string, Listener>;
+}
+
+export interface MemberPatch {
+  weight?: number;
+  admin_state_up?: boolean;
+  name?: string;
+}
+
+export class Engine {
+  config!: Config;
+  readonly lbs = new Map<string, LbRuntime>();
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly tuning: Tuning;
+  private readonly refusalLog: RateLimitedLog;
+  private ticker: NodeJS.Timeout | undefined;
+  private closed = false;
+  /** Serialises changes: each apply sees the result of the previous one. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: EngineOptions = {}) {
+    this.logger = opts.logger ?? silentLogger();
+    this.clock = opts.clock ?? systemClock;
+    this.tuning = { ...DEFAULT_TUNING, ...opts.tuning };
+    this.refusalLog = new RateLimitedLog(this.logger, () => this.clock.now());
+  }
+
+  /** Validate and start from a config; throws ConfigError / NotSupportedError, nothing left bound. */
+  async start(input: Config | ConfigInput): Promise<void> {
+    const config = this.validate(input);
+    await this.apply(config, true);
+    this.ticker = setInterval(() => this.tick(), this.tuning.tickMs);
+    this.ticker.unref();
+  }
+
+  /** The single gate for any candidate config. */
+  validate(input: unknown): Config {
+    const r = validateConfig(input);
+    if (!r.ok) throw new ConfigError(r.problems);
+    const unsupported = unsupportedFeatures(r.config);
+    if (unsupported.length) throw new NotSupportedError(new ConfigError(unsupported).message);
+    return r.config;
+  }
+
+  /** Replace the running config with a new one (reload), as a diff. */
+  reload(input: Config | ConfigInput): Promise<void> {
+    return this.serialise(async () => {
+      const config = this.validate(input);
+      await this.apply(config, false);
+      this.logger.info({ ev: "reload" }, "configuration reloaded");
+    });
+  }
+
+  addMember(poolId: string, member: MemberInput): Promise<MemberConfig> {
+    return this.serialise(async () => {
+      const { lbIndex, poolIndex } = this.locatePool(poolId);
+      const candidate = structuredClone(this.config);
+      const pool = candidate.loadbalancers[lbIndex]!.pools[poolIndex]!;
+      pool.members.push(member as MemberConfig);
+      const next = this.validate(candidate);
+      await this.apply(next, false);
+      return next.loadbalancers[lbIndex]!.pools[poolIndex]!.members.at(-1)!;
+    });
+  }
+
+  updateMember(poolId: string, memberId: string, patch: MemberPatch): Promise<MemberConfig> {
+    return this.serialise(async () => {
+      const { lbIndex, poolIndex } = this.locatePool(poolId);
+      const candidate = structuredClone(this.config);
+      const members = candidate.loadbalancers[lbIndex]!.pools[poolIndex]!.members;
+      const i = members.findIndex((m) => m.id === memberId);
+      if (i < 0) throw new NotFoundError("member", memberId);
+      members[i] = { ...members[i]!, ...patch };
+      const next = this.validate(candidate);
+      await this.apply(next, false);
+      return next.loadbalancers[lbIndex]!.pools[poolIndex]!.members[i]!;
+    });
+  }
+
+  removeMember(poolId: string, memberId: string): Promise<MemberConfig> {
+    return this.serialise(async () => {
+      const { lbIndex, poolIndex } = this.locatePool(poolId);
+      const candidate = structuredClone(this.config);
+      const members = candidate.loadbalancers[lbIndex]!.pools[poolIndex]!.members;
+      const i = members.findIndex((m) => m.id === memberId);
+      if (i < 0) throw new NotFoundError("member", memberId);
+      const [removed] = members.splice(i, 1);
+      await this.apply(this.validate(candidate), false);
+      return removed!;
+    });
+  }
+
+  pool(poolId: string): PoolRuntime | undefined {
+    for (const lb of this.lbs.values()) {
+      const p = lb.pools.get(poolId);
+      if (p) return p;
+    }
+    return undefined;
+  }
+
+  listener(listenerId: string): Listener | undefined {
+    for (const lb of this.lbs.values()) {
+      const l = lb.listeners.get(listenerId);
+      if (l) return l;
+    }
+    return undefined;
+  }
+
+  /** Open connections/flows across all listeners. */
+  get activeConnections(): number {
+    let n = 0;
+    for (const lb of this.lbs.values()) for (const l of lb.listeners.values()) n += l.stats.active;
+    return n;
+  }
+
+  /** Stop accepting, let connections finish up to graceMs, then close the rest. */
+  async close(opts: { graceMs?: number } = {}): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const graceMs = opts.graceMs ?? this.tuning.shutdownGraceMs;
+    const listeners = [...this.lbs.values()].flatMap((lb) => [...lb.listeners.values()]);
+    await Promise.all(listeners.map((l) => l.stopAccepting()));
+    const deadline = Date.now() + graceMs;
+    while (this.activeConnections > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, deadline - Date.now()))));
+    }
+    for (const l of listeners) l.destroyAll();
+    while (this.activeConnections > 0) await new Promise((r) => setTimeout(r, 5));
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = undefined;
+  }
+
+  private serialise<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private locatePool(poolId: string): { lbIndex: number; poolIndex: number } {
+    for (const [lbIndex, lb] of this.config.loadbalancers.entries()) {
+      const poolIndex = lb.pools.findIndex((p) => p.id === poolId);
+      if (poolIndex >= 0) return { lbIndex, poolIndex };
+    }
+    throw new NotFoundError("pool", poolId);
+  }
+
+  private tick(): void {
+    const now = this.clock.now();
+    for (const lb of this.lbs.values()) {
+      for (const p of lb.pools.values()) {
+        if (p.ramping) p.refresh(now);
+        p.forgetIdleLeavers();
+      }
+      for (const l of lb.listeners.values()) l.sweep(now);
+    }
+  }
+
+  /**
+   * Make the running state match `next`. New listeners are bound first; if any cannot be
+   * bound, the ones just bound are closed and nothing else changes.
+   */
+  private async apply(next: Config, initial: boolean): Promise<void> {
+    if (this.closed) throw new Lb4Error("LB4.CLOSED", "the load balancer is closed");
+    const now = this.clock.now();
+    const pending: Array<{ lbId: string; listener: Listener }> = [];
+    const newPools = new Map<string, PoolRuntime>();
+    const poolFor = (lbId: string, cfg: PoolConfig): PoolRuntime => {
+      const existing = this.lbs.get(lbId)?.pools.get(cfg.id);
+      if (existing) return existing;
+      let p = newPools.get(cfg.id);
+      if (!p) newPools.set(cfg.id, (p = new PoolRuntime(lbId, cfg)));
+      return p;
+    };
+
+    for (const lb of next.loadbalancers) {
+      const cur = this.lbs.get(lb.id);
+      for (const ls of lb.listeners) {
+        const running = cur?.listeners.get(ls.id);
+        if (running && cur!.config.vip_address === lb.vip_address && running.config.protocol_port === ls.protocol_port && running.config.protocol === ls.protocol) continue;
+        const poolCfg = lb.pools.find((p) => p.id === ls.default_pool_id)!;
+        const listener = new TcpListener(ls, poolFor(lb.id, poolCfg), compileAccessList(ls.ipgroup), {
+          lbId: lb.id,
+          vip: lb.vip_address,
+          logger: this.logger,
+          refusalLog: this.refusalLog,
+          clock: () => this.clock.now(),
+          tuning: this.tuning,
+        });
+        pending.push({ lbId: lb.id, listener });
+      }
+    }
+
+    const bound: Listener[] = [];
+    try {
+      for (const { listener } of pending) {
+        await listener.listen();
+        bound.push(listener);
+      }
+    } catch (err) {
+      await Promise.all(bound.map((l) => l.stopAccepting()));
+      const e = err as NodeJS.ErrnoException;
+      const failed = pending[bound.length]!.listener;
+      throw new Lb4Error(
+        "LB4.LISTEN_FAILED",
+        `cannot listen on ${failed.deps.vip}:${failed.config.protocol_port} for listener "${failed.config.id}" (${e.code ?? e.message}); ` +
+          "free the port or pick another protocol_port" + (initial ? "" : "; the running configuration is unchanged"),
+      );
+    }
+
+    // Commit: from here on nothing fails.
+    const nextLbIds = new Set(next.loadbalancers.map((l) => l.id));
+    for (const [id, lb] of this.lbs) {
+      if (!nextLbIds.has(id)) {
+        for (const l of lb.listeners.values()) void l.stopAccepting();
+        for (const p of lb.pools.values()) for (const m of [...p.members.keys()]) p.remove(m, now);
+        this.lbs.delete(id);
+      }
+    }
+    for (const lbCfg of next.loadbalancers) {
+      let lb = this.lbs.get(lbCfg.id);
+      if (!lb) this.lbs.set(lbCfg.id, (lb = { config: lbCfg, pools: new Map(), listeners: new Map() }));
+      lb.config = lbCfg;
+      const vpc = vpcView(next, lbCfg.vpc_id);
+
+      // Pools and members.
+      const keepPools = new Set(lbCfg.pools.map((p) => p.id));
+      for (const [id, p] of lb.pools) {
+        if (!keepPools.has(id)) {
+          for (const m of [...p.members.keys()]) p.remove(m, now);
+          lb.pools.delete(id);
+        }
+      }
+      for (const poolCfg of lbCfg.pools) {
+        const pool = poolFor(lbCfg.id, poolCfg);
+        const wasPopulated = !initial && lb.pools.has(poolCfg.id) && pool.members.size > 0;
+        pool.setConfig(poolCfg);
+        lb.pools.set(poolCfg.id, pool);
+        this.reconcileMembers(pool, poolCfg, wasPopulated, now, (a) => isCrossVpc(vpc, a));
+        pool.refresh(now);
+      }
+
+      // Listeners.
+      const keepListeners = new Set(lbCfg.listeners.map((l) => l.id));
+      for (const [id, l] of lb.listeners) {
+        const replaced = pending.some((p) => p.listener.config.id === id);
+        if (!keepListeners.has(id) || replaced) {
+          void l.stopAccepting();
+          lb.listeners.delete(id);
+        }
+      }
+      for (const { lbId, listener } of pending) if (lbId === lbCfg.id) lb.listeners.set(listener.config.id, listener);
+      for (const lsCfg of lbCfg.listeners) {
+        const l = lb.listeners.get(lsCfg.id)!;
+        l.config = lsCfg;
+        l.pool = lb.pools.get(lsCfg.default_pool_id)!;
+        l.acl = compileAccessList(lsCfg.ipgroup);
+        l.accessLog = this.logger.isLevelEnabled("info");
+      }
+    }
+    this.config = next;
+  }
+
+  private reconcileMembers(pool: PoolRuntime, cfg: PoolConfig, wasPopulated: boolean, now: number, crossVpc: (a: string) => boolean): void {
+    const wanted = new Map(cfg.members.map((m) => [m.id, m]));
+    for (const [id, m] of pool.members) {
+      const w = wanted.get(id);
+      if (!w || w.address !== m.config.address || w.protocol_port !== m.config.protocol_port) pool.remove(id, now);
+    }
+    const monitored = cfg.healthmonitor !== null && cfg.healthmonitor.admin_state_up;
+    for (const mc of cfg.members) {
+      const existing = pool.members.get(mc.id);
+      if (existing) {
+        existing.config = mc;
+        continue;
+      }
+      const m = new MemberRuntime(mc, monitored);
+      m.crossVpc = crossVpc(mc.address);
+      if (wasPopulated && cfg.slow_start.enable) {
+        m.ramp = { durationMs: cfg.slow_start.duration * 1000, ended: false, ...(monitored ? {} : { startedAt: now }) };
+      }
+      pool.members.set(mc.id, m);
+    }
+  }
+}
+
+export interface LoadBalancerHandle {
+  readonly engine: Engine;
+  /** The running, validated configuration. */
+  readonly config: Config;
+  addMember(poolId: string, member: MemberInput): Promise<MemberConfig>;
+  updateMember(poolId: string, memberId: string, patch: MemberPatch): Promise<MemberConfig>;
+  removeMember(poolId: string, memberId: string): Promise<MemberConfig>;
+  reload(config: Config | ConfigInput): Promise<void>;
+  /** Open connections/flows right now. */
+  activeConnections(): number;
+  close(opts?: { graceMs?: number }): Promise<void>;
+}
+
+/** Start the engine from a config object (the same shape as the config file). */
+export async function startLoadBalancer(config: Config | ConfigInput, opts: EngineOptions = {}): Promise<LoadBalancerHandle> {
+  const engine = new Engine(opts);
+  await engine.start(config);
+  return {
+    engine,
+    get config() {
+      return engine.config;
+    },
+    addMember: (p, m) => engine.addMember(p, m),
+    updateMember: (p, id, patch) => engine.updateMember(p, id, patch),
+    removeMember: (p, id) => engine.removeMember(p, id),
+    reload: (c) => engine.reload(c),
+    activeConnections: () => engine.activeConnections,
+    close: (o) => engine.close(o),
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * Error classes with stable codes (undici / Node core habit): callers and tests match on
+ * `code`, never on message text. Messages say what was wrong and what to do.
+ */
+export class Lb4Error extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** One validation problem: a dotted/indexed field path and the rule it broke. */
+export interface Problem {
+  path: string;
+  message: string;
+  /** Stable code of the rule, e.g. LB4.CROSSVPC_IPV4_ONLY. */
+  code?: string;
+}
+
+export function formatProblem(p: Problem): string {
+  return p.path ? `${p.path}: ${p.message}` : p.message;
+}
+
+/** The whole config (or a change) was rejected; `problems` lists every reason. */
+export class ConfigError extends Lb4Error {
+  readonly problems: readonly Problem[];
+  constructor(problems: readonly Problem[], what = "configuration") {
+    super(
+      problems[0]?.code ?? "LB4.CONFIG_INVALID",
+      `invalid ${what} (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +
+        problems.map((p) => `  - ${formatProblem(p)}`).join("\n"),
+    );
+    this.problems = problems;
+  }
+}
+
+/** A request named something that does not exist (HTTP 404 at the admin API). */
+export class NotFoundError extends Lb4Error {
+  constructor(kind: string, id: string) {
+    super("LB4.NOT_FOUND", `${kind} "${id}" does not exist; list them to see the valid ids`);
+  }
+}
+
+/** A request conflicts with current state (HTTP 409 at the admin API). */
+export class ConflictError extends Lb4Error {
+  constructor(code: string, message: string) {
+    super(code, message);
+  }
+}
+
+/** A feature of the schema that this build cannot serve yet: refused, never ignored. */
+export class NotSupportedError extends Lb4Error {
+  constructor(message: string) {
+    super("LB4.NOT_SUPPORTED", message);
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Runtime state of one pool member: the configured fields (from config or API) and what
+ * the engine learns (health, ramp, drain, active count). Its effective weight is derived by
+ * scheduling/weights.ts whenever the pool refreshes.
+ */
+import type { MemberConfig } from "../config/schema.js";
+import type { Schedulable } from "../scheduling/types.js";
+import type { OperatingStatus, Ramp, WeightInputs } from "../scheduling/weights.js";
+
+export function memberKey(address: string, port: number): string {
+  return address.includes(":") ? `[${address.toLowerCase()}]:${port}` : `${address}:${port}`;
+}
+
+export class MemberRuntime implements Schedulable {
+  readonly key: string;
+  config: MemberConfig;
+  /** Connections/flows open now (read live by LEAST_CONNECTIONS). */
+  active = 0;
+  /** Connections/flows ever opened. */
+  total = 0;
+  effectiveWeight = 0;
+  status: OperatingStatus;
+  removed = false;
+  ramp: Ramp | undefined;
+  /** When open connections get closed because of drain; Infinity = not draining. */
+  drainDeadline = Infinity;
+  /** Whether the member was eligible at the last refresh (to detect the moment it leaves). */
+  wasEligible = false;
+  /** Cross-VPC member (SPEC §6): gets toa under client_ip auto, SNAT source addresses. */
+  crossVpc = false;
+
+  constructor(config: MemberConfig, monitored: boolean) {
+    this.config = config;
+    this.key = memberKey(config.address, config.protocol_port);
+    this.status = monitored ? "OFFLINE" : "NO_MONITOR";
+  }
+
+  get id(): string {
+    return this.config.id;
+  }
+
+  weightInputs(rampFactor: number): WeightInputs {
+    return {
+      weight: this.config.weight,
+      adminUp: this.config.admin_state_up,
+      removed: this.removed,
+      status: this.status,
+      rampFactor,
+    };
+  }
+}
