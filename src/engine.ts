@@ -14,7 +14,11 @@ import { RateLimitedLog } from "./dataplane/ratelimit.js";
 import { TcpListener, type TcpTuning } from "./dataplane/tcp.js";
 import { ConfigError, Lb4Error, NotFoundError, NotSupportedError } from "./errors.js";
 import { silentLogger } from "./log.js";
+import { HealthChecker } from "./health/checker.js";
+import type { Transition } from "./health/state-machine.js";
+import type { ProbeResult } from "./health/types.js";
 import { MemberRuntime } from "./model/member.js";
+import { rampForNewMember } from "./scheduling/weights.js";
 import { PoolRuntime } from "./model/pool.js";
 
 export interface Tuning extends TcpTuning {
@@ -30,6 +34,8 @@ export interface EngineOptions {
   logger?: Logger;
   clock?: Clock;
   tuning?: Partial<Tuning>;
+  /** Random source for the first health check's moment (tests pin it). */
+  random?: () => number;
 }
 
 type Listener = TcpListener;
@@ -53,6 +59,11 @@ export class Engine {
   readonly clock: Clock;
   readonly tuning: Tuning;
   private readonly refusalLog: RateLimitedLog;
+  readonly health: HealthChecker;
+  /** Health-check key → the member it checks. */
+  private readonly checked = new Map<string, { pool: PoolRuntime; member: MemberRuntime }>();
+  /** Observers of health results (metrics). */
+  readonly healthResultHooks: Array<(pool: PoolRuntime, member: MemberRuntime, r: ProbeResult, ms: number) => void> = [];
   private ticker: NodeJS.Timeout | undefined;
   private closed = false;
   /** Serialises changes: each apply sees the result of the previous one. */
@@ -63,6 +74,29 @@ export class Engine {
     this.clock = opts.clock ?? systemClock;
     this.tuning = { ...DEFAULT_TUNING, ...opts.tuning };
     this.refusalLog = new RateLimitedLog(this.logger, () => this.clock.now());
+    this.health = new HealthChecker({
+      clock: this.clock,
+      ...(opts.random ? { random: opts.random } : {}),
+      onTransition: (key, t) => this.onHealthTransition(key, t),
+      onResult: (key, r, ms) => {
+        const c = this.checked.get(key);
+        if (c) for (const h of this.healthResultHooks) h(c.pool, c.member, r, ms);
+      },
+      onError: (err) => this.logger.error({ err }, "health-check callback failed"),
+    });
+  }
+
+  private onHealthTransition(key: string, t: Transition): void {
+    const c = this.checked.get(key);
+    if (!c) return;
+    const { pool, member } = c;
+    const now = this.clock.now();
+    member.setHealth(t.to === "ONLINE", now);
+    pool.refresh(now);
+    this.logger.info(
+      { ev: "health", pool: pool.id, member: member.id, address: member.key, from: t.from, to: t.to, reason: t.reason },
+      `member ${member.id} ${t.from} -> ${t.to}`,
+    );
   }
 
   /** Validate and start from a config; throws ConfigError / NotSupportedError, nothing left bound. */
@@ -168,6 +202,7 @@ export class Engine {
     while (this.activeConnections > 0) await new Promise((r) => setTimeout(r, 5));
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = undefined;
+    await this.health.close();
   }
 
   private serialise<T>(fn: () => Promise<T>): Promise<T> {
@@ -190,6 +225,7 @@ export class Engine {
       for (const p of lb.pools.values()) {
         if (p.ramping) p.refresh(now);
         p.forgetIdleLeavers();
+        p.persistence?.expire(now);
       }
       for (const l of lb.listeners.values()) l.sweep(now);
     }
@@ -208,7 +244,7 @@ export class Engine {
       const existing = this.lbs.get(lbId)?.pools.get(cfg.id);
       if (existing) return existing;
       let p = newPools.get(cfg.id);
-      if (!p) newPools.set(cfg.id, (p = new PoolRuntime(lbId, cfg)));
+      if (!p) newPools.set(cfg.id, (p = new PoolRuntime(lbId, cfg, () => this.clock.now())));
       return p;
     };
 
@@ -225,6 +261,9 @@ export class Engine {
           refusalLog: this.refusalLog,
           clock: () => this.clock.now(),
           tuning: this.tuning,
+          onSessionEnd: (sess) => {
+            if (sess.member) sess.listener.pool.touch(sess.clientIp, sess.member);
+          },
         });
         pending.push({ lbId: lb.id, listener });
       }
@@ -252,7 +291,7 @@ export class Engine {
     for (const [id, lb] of this.lbs) {
       if (!nextLbIds.has(id)) {
         for (const l of lb.listeners.values()) void l.stopAccepting();
-        for (const p of lb.pools.values()) for (const m of [...p.members.keys()]) p.remove(m, now);
+        for (const p of lb.pools.values()) for (const m of [...p.members.keys()]) this.removeFromPool(p, m, now);
         this.lbs.delete(id);
       }
     }
@@ -266,12 +305,13 @@ export class Engine {
       const keepPools = new Set(lbCfg.pools.map((p) => p.id));
       for (const [id, p] of lb.pools) {
         if (!keepPools.has(id)) {
-          for (const m of [...p.members.keys()]) p.remove(m, now);
+          for (const m of [...p.members.keys()]) this.removeFromPool(p, m, now);
           lb.pools.delete(id);
         }
       }
       for (const poolCfg of lbCfg.pools) {
         const pool = poolFor(lbCfg.id, poolCfg);
+        // Slow start applies to members added to a pool that already had one, after start-up.
         const wasPopulated = !initial && lb.pools.has(poolCfg.id) && pool.members.size > 0;
         pool.setConfig(poolCfg);
         lb.pools.set(poolCfg.id, pool);
@@ -304,22 +344,54 @@ export class Engine {
     const wanted = new Map(cfg.members.map((m) => [m.id, m]));
     for (const [id, m] of pool.members) {
       const w = wanted.get(id);
-      if (!w || w.address !== m.config.address || w.protocol_port !== m.config.protocol_port) pool.remove(id, now);
+      if (!w || w.address !== m.config.address || w.protocol_port !== m.config.protocol_port) this.removeFromPool(pool, id, now);
     }
-    const monitored = cfg.healthmonitor !== null && cfg.healthmonitor.admin_state_up;
+    const hm = cfg.healthmonitor;
+    const monitored = hm !== null && hm.admin_state_up;
     for (const mc of cfg.members) {
       const existing = pool.members.get(mc.id);
       if (existing) {
         existing.config = mc;
+        this.syncHealth(pool, existing, monitored);
         continue;
       }
       const m = new MemberRuntime(mc, monitored);
       m.crossVpc = crossVpc(mc.address);
-      if (wasPopulated && cfg.slow_start.enable) {
-        m.ramp = { durationMs: cfg.slow_start.duration * 1000, ended: false, ...(monitored ? {} : { startedAt: now }) };
-      }
+      m.ramp = rampForNewMember({ slowStart: cfg.slow_start, poolHadMembers: wasPopulated, startup: false, monitored, now });
       pool.members.set(mc.id, m);
+      this.syncHealth(pool, m, monitored);
     }
+  }
+
+  private healthKey(pool: PoolRuntime, m: MemberRuntime): string {
+    return `${pool.id}/${m.id}`;
+  }
+
+  /** Start, update or stop checking a member so it matches its pool's monitor. */
+  private syncHealth(pool: PoolRuntime, m: MemberRuntime, monitored: boolean): void {
+    const key = this.healthKey(pool, m);
+    const hm = pool.config.healthmonitor;
+    if (!monitored || !hm) {
+      if (this.health.remove(key)) this.checked.delete(key);
+      m.status = "NO_MONITOR";
+      return;
+    }
+    const target = { address: m.config.address, port: m.config.protocol_port };
+    if (this.health.has(key)) {
+      this.health.update(key, hm, target);
+    } else {
+      if (m.status === "NO_MONITOR") m.status = "OFFLINE"; // offline until its first check passes
+      this.checked.set(key, { pool, member: m });
+      this.health.add(key, target, hm);
+    }
+  }
+
+  private removeFromPool(pool: PoolRuntime, id: string, now: number): void {
+    const m = pool.remove(id, now);
+    if (!m) return;
+    const key = this.healthKey(pool, m);
+    this.health.remove(key);
+    this.checked.delete(key);
   }
 }
 

@@ -39,6 +39,12 @@ export class MemberRuntime implements Schedulable {
     return this.config.id;
   }
 
+  /** A health transition; the first ONLINE starts a pending slow-start ramp (flaps do not move it). */
+  setHealth(online: boolean, now: number): void {
+    this.status = online ? "ONLINE" : "OFFLINE";
+    if (online && this.ramp && this.ramp.startedAt === undefined) this.ramp.startedAt = now;
+  }
+
   weightInputs(rampFactor: number): WeightInputs {
     return {
       weight: this.config.weight,

@@ -7,7 +7,11 @@ import type { PoolConfig } from "../config/schema.js";
 import { createScheduler } from "../scheduling/registry.js";
 import type { ClientInfo, Scheduler } from "../scheduling/types.js";
 import { effectiveWeight, failOpenWeight, rampFactor } from "../scheduling/weights.js";
+import { PersistenceTable } from "../persistence/table.js";
 import { MemberRuntime } from "./member.js";
+
+/** Built-in cap of the source-IP persistence table per pool. */
+export const PERSISTENCE_CAP = 100_000;
 
 export class PoolRuntime {
   config: PoolConfig;
@@ -22,10 +26,16 @@ export class PoolRuntime {
   /** True while any member ramps, so the engine tick keeps refreshing. */
   ramping = false;
 
-  constructor(lbId: string, config: PoolConfig) {
+  /** Source-IP stickiness (session_persistence), when configured. */
+  persistence: PersistenceTable<MemberRuntime> | undefined;
+  private readonly now: () => number;
+
+  constructor(lbId: string, config: PoolConfig, now: () => number) {
     this.lbId = lbId;
     this.config = config;
+    this.now = now;
     this.scheduler = createScheduler<MemberRuntime>(config.lb_algorithm);
+    this.configurePersistence();
   }
 
   get id(): string {
@@ -37,10 +47,44 @@ export class PoolRuntime {
       this.scheduler = createScheduler<MemberRuntime>(config.lb_algorithm);
     }
     this.config = config;
+    this.configurePersistence();
   }
 
+  private configurePersistence(): void {
+    const sp = this.config.session_persistence;
+    if (!sp) {
+      this.persistence = undefined;
+      return;
+    }
+    const timeoutMs = sp.persistence_timeout * 60_000;
+    if (this.persistence) this.persistence.timeoutMs = timeoutMs;
+    else this.persistence = new PersistenceTable<MemberRuntime>(timeoutMs, PERSISTENCE_CAP);
+  }
+
+  /**
+   * Choose a member for a new connection. With persistence, a client keeps its member while
+   * that member stays eligible (and has not just failed for this connection).
+   */
   pick(client: ClientInfo, avoid?: readonly MemberRuntime[]): MemberRuntime | undefined {
-    return this.scheduler.pick(client, avoid);
+    const table = this.persistence;
+    if (!table) return this.scheduler.pick(client, avoid);
+    const now = this.now();
+    const stuck = table.get(client.ip, now);
+    if (stuck && stuck.effectiveWeight > 0 && !stuck.removed && !(avoid && avoid.includes(stuck))) {
+      table.set(client.ip, stuck, now);
+      return stuck;
+    }
+    const m = this.scheduler.pick(client, avoid);
+    if (m) table.set(client.ip, m, now);
+    return m;
+  }
+
+  /** A connection of this client ended: persistence idles from now. */
+  touch(ip: string, member: MemberRuntime): void {
+    const table = this.persistence;
+    if (!table) return;
+    const now = this.now();
+    if (table.get(ip, now) === member) table.set(ip, member, now);
   }
 
   /** Recompute effective weights, eligibility, drain deadlines; feed the scheduler. */
@@ -76,6 +120,7 @@ export class PoolRuntime {
     m.effectiveWeight = 0;
     this.trackDrain(m, false, now);
     if (m.active > 0) this.leaving.add(m);
+    this.persistence?.forgetMember(m);
     return m;
   }
 

@@ -4,7 +4,9 @@
  * Pure: time comes in as `now` (ms).
  */
 
-export type OperatingStatus = "ONLINE" | "OFFLINE" | "NO_MONITOR";
+import type { OperatingStatus } from "../health/types.js";
+
+export type { OperatingStatus };
 
 /** Slow-start ramp of one member (SPEC §4). */
 export interface Ramp {
@@ -14,6 +16,22 @@ export interface Ramp {
   startedAt?: number;
   /** Once ended, never again. */
   ended: boolean;
+}
+
+/**
+ * The ramp a newly added member gets (SPEC §4): only with slow start on, only when the pool
+ * already had a member, never at start-up. Without a monitor it starts at once; with one,
+ * at the first ONLINE.
+ */
+export function rampForNewMember(opts: {
+  slowStart: { enable: boolean; duration: number };
+  poolHadMembers: boolean;
+  startup: boolean;
+  monitored: boolean;
+  now: number;
+}): Ramp | undefined {
+  if (!opts.slowStart.enable || !opts.poolHadMembers || opts.startup) return undefined;
+  return { durationMs: opts.slowStart.duration * 1000, ended: false, ...(opts.monitored ? {} : { startedAt: opts.now }) };
 }
 
 /** Lowest share of its weight a ramping member gets, so it is "near 0" but still tried. */

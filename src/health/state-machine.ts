@@ -1,0 +1,146 @@
+/**
+ * The health state machine of SPEC §4 — pure: results in, state and transitions out.
+ * No clock is needed here: timing lives in checker.ts.
+ */
+import { Lb4Error } from "../errors.js";
+import type { HealthMonitorSettings } from "./types.js";
+
+/** UNCHECKED: added, no result yet (counts as offline: a member is offline until it passes). */
+export type HealthState = "UNCHECKED" | "ONLINE" | "OFFLINE";
+
+export interface MemberHealth {
+  readonly state: HealthState;
+  /** Consecutive passes; reset by a failure. */
+  readonly passes: number;
+  /** Consecutive failures; reset by a pass. */
+  readonly failures: number;
+}
+
+export interface Transition {
+  readonly from: HealthState;
+  readonly to: "ONLINE" | "OFFLINE";
+  readonly reason: string;
+}
+
+export type Thresholds = Pick<HealthMonitorSettings, "max_retries" | "max_retries_down">;
+
+export const initialHealth: MemberHealth = Object.freeze({ state: "UNCHECKED", passes: 0, failures: 0 });
+
+export interface StepResult {
+  readonly health: MemberHealth;
+  /** Present only when the state changed. */
+  readonly transition?: Transition;
+}
+
+/** Feed one check result. Thresholds are read per call, so a settings change applies at once. */
+export function applyResult(
+  h: MemberHealth,
+  ok: boolean,
+  detail: string,
+  t: Thresholds,
+): StepResult {
+  const passes = ok ? h.passes + 1 : 0;
+  const failures = ok ? 0 : h.failures + 1;
+  const why = detail ? `: ${detail}` : "";
+
+  if (h.state === "UNCHECKED") {
+    // The first result decides at once, whatever the thresholds.
+    const to = ok ? "ONLINE" : "OFFLINE";
+    return {
+      health: { state: to, passes, failures },
+      transition: { from: "UNCHECKED", to, reason: ok ? "first check passed" : `first check failed${why}` },
+    };
+  }
+  if (h.state === "OFFLINE" && ok && passes >= t.max_retries) {
+    return {
+      health: { state: "ONLINE", passes, failures },
+      transition: { from: "OFFLINE", to: "ONLINE", reason: `${passes} consecutive ${passes === 1 ? "pass" : "passes"}` },
+    };
+  }
+  if (h.state === "ONLINE" && !ok && failures >= t.max_retries_down) {
+    return {
+      health: { state: "OFFLINE", passes, failures },
+      transition: {
+        from: "ONLINE",
+        to: "OFFLINE",
+        reason: `${failures} consecutive ${failures === 1 ? "failure" : "failures"}${why}`,
+      },
+    };
+  }
+  return { health: { state: h.state, passes, failures } };
+}
+
+/** ONLINE only after a pass decided it; UNCHECKED counts as OFFLINE. */
+export function isOnline(h: MemberHealth): boolean {
+  return h.state === "ONLINE";
+}
+
+/**
+ * When a new member's first check runs: a uniform moment in [0, delay) ms, so members
+ * added together do not probe in lockstep. `random` is Math.random-like, [0, 1).
+ */
+export function firstCheckDelayMs(delaySeconds: number, random: () => number): number {
+  const span = Math.max(0, Math.floor(delaySeconds * 1000));
+  if (span === 0) return 0;
+  const r = random();
+  // Clamp: a broken random (1, negative, NaN) must still land inside the window.
+  const ms = Number.isFinite(r) ? Math.floor(r * span) : 0;
+  return Math.min(span - 1, Math.max(0, ms));
+}
+
+// ---- expected_codes --------------------------------------------------------------------
+
+/** A matcher for HTTP status codes; `text` is the source string, for details. */
+export interface ExpectedCodes {
+  (status: number): boolean;
+  readonly text: string;
+}
+
+const MIN_CODE = 100;
+const MAX_CODE = 599;
+const CODE = /^[0-9]{3}$/;
+
+function checkCode(s: string): string | undefined {
+  if (!CODE.test(s)) return `"${s}" is not a 3-digit HTTP status code`;
+  const n = Number(s);
+  if (n < MIN_CODE || n > MAX_CODE) return `${s} is outside ${MIN_CODE}-${MAX_CODE}`;
+  return undefined;
+}
+
+const FORMS = 'use a single code ("200"), a comma-separated list ("200,202") or a range ("200-299")';
+
+/** The three forms of the ELB API, nothing else (no spaces, no mixing lists and ranges). */
+function parse(text: string): { error: string } | { match: (status: number) => boolean } {
+  if (typeof text !== "string" || text.length === 0) return { error: `expected_codes is empty; ${FORMS}` };
+  if (text.includes("-")) {
+    const parts = text.split("-");
+    if (parts.length !== 2 || text.includes(",")) return { error: `"${text}" is not a valid range; ${FORMS}` };
+    const [a = "", b = ""] = parts;
+    const err = checkCode(a) ?? checkCode(b);
+    if (err) return { error: `${err}; ${FORMS}` };
+    const lo = Number(a);
+    const hi = Number(b);
+    if (lo > hi) return { error: `range "${text}" runs backwards; write the lower code first` };
+    return { match: (s) => s >= lo && s <= hi };
+  }
+  const set = new Set<number>();
+  for (const part of text.split(",")) {
+    const err = checkCode(part);
+    if (err) return { error: `${err}; ${FORMS}` };
+    set.add(Number(part));
+  }
+  return { match: (s) => set.has(s) };
+}
+
+/** Error text for an invalid `expected_codes`, or undefined when valid (the config validator calls this). */
+export function validateExpectedCodes(text: string): string | undefined {
+  const r = parse(text);
+  return "error" in r ? r.error : undefined;
+}
+
+/** Throws Lb4Error LB4.HEALTH_EXPECTED_CODES_INVALID on an invalid string. */
+export function parseExpectedCodes(text: string): ExpectedCodes {
+  const r = parse(text);
+  if ("error" in r) throw new Lb4Error("LB4.HEALTH_EXPECTED_CODES_INVALID", `invalid expected_codes: ${r.error}`);
+  return Object.assign((status: number) => r.match(status), { text });
+}
