@@ -3,15 +3,19 @@
  * later change (reload, member API) as a diff against what runs. All changes go through
  * validateConfig() on a whole candidate config first, so one rule has one home.
  */
+import path from "node:path";
 import type { Logger } from "pino";
+import { emptyState, overlayMembers, StateStore, type RuntimeState } from "./state/store.js";
 import { compileAccessList } from "./acl/ipgroup.js";
 import { systemClock, type Clock } from "./clock.js";
-import type { Config, ConfigInput, LoadBalancerConfig, MemberConfig, MemberInput, PoolConfig } from "./config/schema.js";
+import type { Config, ConfigInput, ListenerConfig, LoadBalancerConfig, MemberConfig, MemberInput, PoolConfig } from "./config/schema.js";
 import { unsupportedFeatures } from "./config/support.js";
 import { validateConfig } from "./config/validate.js";
 import { isCrossVpc, vpcView } from "./crossvpc/rules.js";
 import { RateLimitedLog } from "./dataplane/ratelimit.js";
+import type { Listener } from "./dataplane/listener.js";
 import { TcpListener, type TcpTuning } from "./dataplane/tcp.js";
+import { UdpListener } from "./dataplane/udp.js";
 import { ConfigError, Lb4Error, NotFoundError, NotSupportedError } from "./errors.js";
 import { silentLogger } from "./log.js";
 import { HealthChecker } from "./health/checker.js";
@@ -36,9 +40,12 @@ export interface EngineOptions {
   tuning?: Partial<Tuning>;
   /** Random source for the first health check's moment (tests pin it). */
   random?: () => number;
+  /**
+   * Persist runtime member changes and cross-VPC facts under the config's state_dir
+   * (`lb4 start` turns this on; embedding opts in).
+   */
+  persistState?: boolean;
 }
-
-type Listener = TcpListener;
 
 interface LbRuntime {
   config: LoadBalancerConfig;
@@ -53,7 +60,13 @@ export interface MemberPatch {
 }
 
 export class Engine {
+  /** The running config: the base config with runtime member changes applied. */
   config!: Config;
+  /** The config as given (file or object), before runtime member changes. */
+  base!: Config;
+  private state: RuntimeState = emptyState();
+  private store: StateStore | undefined;
+  private readonly persistState: boolean;
   readonly lbs = new Map<string, LbRuntime>();
   readonly logger: Logger;
   readonly clock: Clock;
@@ -73,6 +86,7 @@ export class Engine {
     this.logger = opts.logger ?? silentLogger();
     this.clock = opts.clock ?? systemClock;
     this.tuning = { ...DEFAULT_TUNING, ...opts.tuning };
+    this.persistState = opts.persistState ?? false;
     this.refusalLog = new RateLimitedLog(this.logger, () => this.clock.now());
     this.health = new HealthChecker({
       clock: this.clock,
@@ -101,67 +115,127 @@ export class Engine {
 
   /** Validate and start from a config; throws ConfigError / NotSupportedError, nothing left bound. */
   async start(input: Config | ConfigInput): Promise<void> {
-    const config = this.validate(input);
+    const base = this.validate(input);
+    if (this.persistState) {
+      this.store = new StateStore(path.resolve(base.state_dir));
+      this.state = await this.store.load();
+    }
+    const config = this.validate(this.withOverlay(base), true);
+    await this.persist(this.stateFor(config));
     await this.apply(config, true);
+    this.base = base;
     this.ticker = setInterval(() => this.tick(), this.tuning.tickMs);
     this.ticker.unref();
   }
 
-  /** The single gate for any candidate config. */
-  validate(input: unknown): Config {
-    const r = validateConfig(input);
+  /**
+   * The single gate for any candidate config: schema, cross-field and cross-VPC rules
+   * (with the persisted "ever enabled" facts), and what this build can serve.
+   */
+  validate(input: unknown, withState = false): Config {
+    const r = validateConfig(input, withState ? { everEnabled: new Set(this.state.cross_vpc_enabled) } : {});
     if (!r.ok) throw new ConfigError(r.problems);
     const unsupported = unsupportedFeatures(r.config);
     if (unsupported.length) throw new NotSupportedError(new ConfigError(unsupported).message);
     return r.config;
   }
 
-  /** Replace the running config with a new one (reload), as a diff. */
+  /** Replace the base config (file or object) and re-apply runtime member changes on top, as a diff. */
   reload(input: Config | ConfigInput): Promise<void> {
     return this.serialise(async () => {
-      const config = this.validate(input);
+      const base = this.validate(input);
+      const config = this.validate(this.withOverlay(base), true);
+      await this.persist(this.stateFor(config));
       await this.apply(config, false);
+      this.base = base;
       this.logger.info({ ev: "reload" }, "configuration reloaded");
     });
   }
 
   addMember(poolId: string, member: MemberInput): Promise<MemberConfig> {
-    return this.serialise(async () => {
-      const { lbIndex, poolIndex } = this.locatePool(poolId);
-      const candidate = structuredClone(this.config);
-      const pool = candidate.loadbalancers[lbIndex]!.pools[poolIndex]!;
-      pool.members.push(member as MemberConfig);
-      const next = this.validate(candidate);
-      await this.apply(next, false);
-      return next.loadbalancers[lbIndex]!.pools[poolIndex]!.members.at(-1)!;
+    return this.changeMembers(poolId, (members) => {
+      members.push(member as MemberConfig);
+      return members.length - 1;
     });
   }
 
   updateMember(poolId: string, memberId: string, patch: MemberPatch): Promise<MemberConfig> {
-    return this.serialise(async () => {
-      const { lbIndex, poolIndex } = this.locatePool(poolId);
-      const candidate = structuredClone(this.config);
-      const members = candidate.loadbalancers[lbIndex]!.pools[poolIndex]!.members;
-      const i = members.findIndex((m) => m.id === memberId);
-      if (i < 0) throw new NotFoundError("member", memberId);
+    return this.changeMembers(poolId, (members) => {
+      const i = this.indexOf(members, memberId);
       members[i] = { ...members[i]!, ...patch };
-      const next = this.validate(candidate);
-      await this.apply(next, false);
-      return next.loadbalancers[lbIndex]!.pools[poolIndex]!.members[i]!;
+      return i;
     });
   }
 
   removeMember(poolId: string, memberId: string): Promise<MemberConfig> {
+    let removed: MemberConfig | undefined;
+    return this.changeMembers(poolId, (members) => {
+      removed = members.splice(this.indexOf(members, memberId), 1)[0];
+      return -1;
+    }).then(() => removed!);
+  }
+
+  private indexOf(members: MemberConfig[], id: string): number {
+    const i = members.findIndex((m) => m.id === id);
+    if (i < 0) throw new NotFoundError("member", id);
+    return i;
+  }
+
+  /**
+   * Every runtime member change: edit a copy, validate it whole, persist the overlay, then
+   * apply. A rejected change leaves config, state file and traffic untouched.
+   */
+  private changeMembers(poolId: string, edit: (members: MemberConfig[]) => number): Promise<MemberConfig> {
     return this.serialise(async () => {
       const { lbIndex, poolIndex } = this.locatePool(poolId);
       const candidate = structuredClone(this.config);
-      const members = candidate.loadbalancers[lbIndex]!.pools[poolIndex]!.members;
-      const i = members.findIndex((m) => m.id === memberId);
-      if (i < 0) throw new NotFoundError("member", memberId);
-      const [removed] = members.splice(i, 1);
-      await this.apply(this.validate(candidate), false);
-      return removed!;
+      const index = edit(candidate.loadbalancers[lbIndex]!.pools[poolIndex]!.members);
+      const next = this.validate(candidate, true);
+      const before = this.config.loadbalancers[lbIndex]!.pools[poolIndex]!.members;
+      const after = next.loadbalancers[lbIndex]!.pools[poolIndex]!.members;
+      await this.persist(this.stateFor(next, { poolId, before, after }));
+      await this.apply(next, false);
+      return index >= 0 ? after[index]! : before.find((m) => !after.some((a) => a.id === m.id))!;
     });
+  }
+
+  /** The base config with runtime member changes applied (pools that no longer exist are skipped). */
+  private withOverlay(base: Config): Config {
+    const out = structuredClone(base);
+    for (const lb of out.loadbalancers) for (const p of lb.pools) p.members = overlayMembers(p.members, this.state.members[p.id]);
+    return out;
+  }
+
+  /** The state to persist for a config about to run, with an optional member change folded in. */
+  private stateFor(next: Config, change?: { poolId: string; before: MemberConfig[]; after: MemberConfig[] }): RuntimeState {
+    const state: RuntimeState = structuredClone(this.state);
+    for (const lb of next.loadbalancers) if (lb.ip_target_enable && !state.cross_vpc_enabled.includes(lb.id)) state.cross_vpc_enabled.push(lb.id);
+    const poolIds = new Set(next.loadbalancers.flatMap((lb) => lb.pools.map((p) => p.id)));
+    for (const id of Object.keys(state.members)) if (!poolIds.has(id)) delete state.members[id];
+    if (change) {
+      const o = (state.members[change.poolId] ??= { upsert: {}, deleted: [] });
+      const after = new Map(change.after.map((m) => [m.id, m]));
+      for (const m of change.before) {
+        if (!after.has(m.id)) {
+          delete o.upsert[m.id];
+          if (!o.deleted.includes(m.id)) o.deleted.push(m.id);
+        }
+      }
+      for (const m of change.after) {
+        const was = change.before.find((b) => b.id === m.id);
+        if (!was || JSON.stringify(was) !== JSON.stringify(m)) {
+          o.upsert[m.id] = m;
+          o.deleted = o.deleted.filter((d) => d !== m.id);
+        }
+      }
+    }
+    return state;
+  }
+
+  /** Durable before anything is acknowledged; skipped when nothing changed or persistence is off. */
+  private async persist(state: RuntimeState): Promise<void> {
+    if (this.store && JSON.stringify(state) !== JSON.stringify(this.state)) await this.store.save(state);
+    this.state = state;
   }
 
   pool(poolId: string): PoolRuntime | undefined {
@@ -254,18 +328,7 @@ export class Engine {
         const running = cur?.listeners.get(ls.id);
         if (running && cur!.config.vip_address === lb.vip_address && running.config.protocol_port === ls.protocol_port && running.config.protocol === ls.protocol) continue;
         const poolCfg = lb.pools.find((p) => p.id === ls.default_pool_id)!;
-        const listener = new TcpListener(ls, poolFor(lb.id, poolCfg), compileAccessList(ls.ipgroup), {
-          lbId: lb.id,
-          vip: lb.vip_address,
-          logger: this.logger,
-          refusalLog: this.refusalLog,
-          clock: () => this.clock.now(),
-          tuning: this.tuning,
-          onSessionEnd: (sess) => {
-            if (sess.member) sess.listener.pool.touch(sess.clientIp, sess.member);
-          },
-        });
-        pending.push({ lbId: lb.id, listener });
+        pending.push({ lbId: lb.id, listener: this.createListener(lb, ls, poolFor(lb.id, poolCfg)) });
       }
     }
 
@@ -278,10 +341,11 @@ export class Engine {
     } catch (err) {
       await Promise.all(bound.map((l) => l.stopAccepting()));
       const e = err as NodeJS.ErrnoException;
-      const failed = pending[bound.length]!.listener;
+      const failed = pending[bound.length]!;
+      const vip = next.loadbalancers.find((l) => l.id === failed.lbId)!.vip_address;
       throw new Lb4Error(
         "LB4.LISTEN_FAILED",
-        `cannot listen on ${failed.deps.vip}:${failed.config.protocol_port} for listener "${failed.config.id}" (${e.code ?? e.message}); ` +
+        `cannot listen on ${failed.listener.config.protocol} ${vip}:${failed.listener.config.protocol_port} for listener "${failed.listener.config.id}" (${e.code ?? e.message}); ` +
           "free the port or pick another protocol_port" + (initial ? "" : "; the running configuration is unchanged"),
       );
     }
@@ -338,6 +402,30 @@ export class Engine {
       }
     }
     this.config = next;
+  }
+
+  private createListener(lb: LoadBalancerConfig, ls: ListenerConfig, pool: PoolRuntime): Listener {
+    const shared = {
+      lbId: lb.id,
+      vip: lb.vip_address,
+      logger: this.logger,
+      refusalLog: this.refusalLog,
+      clock: () => this.clock.now(),
+    };
+    const acl = compileAccessList(ls.ipgroup);
+    if (ls.protocol === "UDP") {
+      return new UdpListener(ls, pool, acl, {
+        ...shared,
+        onFlowEnd: (client, member) => pool.touch(client.ip, member),
+      });
+    }
+    return new TcpListener(ls, pool, acl, {
+      ...shared,
+      tuning: this.tuning,
+      onSessionEnd: (sess) => {
+        if (sess.member) sess.listener.pool.touch(sess.clientIp, sess.member);
+      },
+    });
   }
 
   private reconcileMembers(pool: PoolRuntime, cfg: PoolConfig, wasPopulated: boolean, now: number, crossVpc: (a: string) => boolean): void {

@@ -40,7 +40,7 @@ Example:
     const logger = createLogger(config.log.level);
     let handle: LoadBalancerHandle;
     try {
-      handle = await startLoadBalancer(config, { logger, tuning: { shutdownGraceMs: opts.grace * 1000 } });
+      handle = await startLoadBalancer(config, { logger, persistState: true, tuning: { shutdownGraceMs: opts.grace * 1000 } });
     } catch (err) {
       logger.flush();
       throw err;

@@ -16,6 +16,7 @@ import { normaliseIp } from "../ip.js";
 import type { EndReason } from "./stats.js";
 import { ListenerStats } from "./stats.js";
 import type { RateLimitedLog } from "./ratelimit.js";
+import type { Listener } from "./listener.js";
 
 /** At most this many connect attempts per client: the first and 2 retries (SPEC §3). */
 export const MAX_CONNECT_TRIES = 3;
@@ -268,7 +269,7 @@ export class TcpSession {
   }
 }
 
-export class TcpListener {
+export class TcpListener implements Listener {
   readonly server: net.Server;
   readonly stats = new ListenerStats();
   readonly sessions = new Set<TcpSession>();

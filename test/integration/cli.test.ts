@@ -144,7 +144,7 @@ describe("lb4 start", () => {
     servers.push(busy);
     const r = await run(["start", "--config", path.join(fixtures, "valid.yaml")], { LB4_TEST_PORT: String(busy.port), LB4_TEST_MEMBER_PORT: "9001" });
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`cannot listen on 127.0.0.1:${busy.port}`);
+    expect(r.stderr).toContain(`cannot listen on TCP 127.0.0.1:${busy.port}`);
     expect(r.stderr).toContain("EADDRINUSE");
   });
 });
