@@ -11,7 +11,9 @@ import { systemClock, type Clock } from "./clock.js";
 import type { Config, ConfigInput, ListenerConfig, LoadBalancerConfig, MemberConfig, MemberInput, PoolConfig } from "./config/schema.js";
 import { unsupportedFeatures } from "./config/support.js";
 import { validateConfig } from "./config/validate.js";
-import { isCrossVpc, vpcView } from "./crossvpc/rules.js";
+import { allocateSnatAddresses, backendSubnets, isCrossVpc, vpcView } from "./crossvpc/rules.js";
+import { encodeHeader } from "./clientip/codec.js";
+import { usableLocalAddresses } from "./dataplane/local-address.js";
 import { RateLimitedLog } from "./dataplane/ratelimit.js";
 import type { Listener } from "./dataplane/listener.js";
 import { TcpListener, type TcpTuning } from "./dataplane/tcp.js";
@@ -51,6 +53,8 @@ interface LbRuntime {
   config: LoadBalancerConfig;
   pools: Map<string, PoolRuntime>;
   listeners: Map<string, Listener>;
+  /** Cross-VPC source addresses (SPEC §6 rule 5): all allocated, and those present on this host. */
+  snat: { allocated: string[]; usable: string[]; next: number };
 }
 
 export interface MemberPatch {
@@ -332,6 +336,13 @@ export class Engine {
       }
     }
 
+    // Cross-VPC source addresses: allocated from the backend subnets; used when on this host.
+    const snatByLb = new Map<string, { allocated: string[]; usable: string[] }>();
+    for (const lb of next.loadbalancers) {
+      const allocated = lb.ip_target_enable ? allocateSnatAddresses(lb, vpcView(next, lb.vpc_id)) : [];
+      snatByLb.set(lb.id, { allocated, usable: await usableLocalAddresses(allocated) });
+    }
+
     const bound: Listener[] = [];
     try {
       for (const { listener } of pending) {
@@ -361,9 +372,19 @@ export class Engine {
     }
     for (const lbCfg of next.loadbalancers) {
       let lb = this.lbs.get(lbCfg.id);
-      if (!lb) this.lbs.set(lbCfg.id, (lb = { config: lbCfg, pools: new Map(), listeners: new Map() }));
+      if (!lb) this.lbs.set(lbCfg.id, (lb = { config: lbCfg, pools: new Map(), listeners: new Map(), snat: { allocated: [], usable: [], next: 0 } }));
       lb.config = lbCfg;
       const vpc = vpcView(next, lbCfg.vpc_id);
+      const snat = snatByLb.get(lbCfg.id)!;
+      if (snat.allocated.join() !== lb.snat.allocated.join() || snat.usable.join() !== lb.snat.usable.join()) {
+        lb.snat = { ...snat, next: 0 };
+        if (lbCfg.ip_target_enable) {
+          this.logger.info(
+            { ev: "crossvpc", lb: lbCfg.id, backend_subnet_cidrs: backendSubnets(lbCfg, vpc).map((s) => s.subnet.cidr.text), source_addresses: snat.allocated, on_host: snat.usable },
+            "cross-VPC backends enabled: allow the backend subnet CIDRs in the members' security groups",
+          );
+        }
+      }
 
       // Pools and members.
       const keepPools = new Set(lbCfg.pools.map((p) => p.id));
@@ -417,6 +438,13 @@ export class Engine {
       return new UdpListener(ls, pool, acl, {
         ...shared,
         onFlowEnd: (client, member) => pool.touch(client.ip, member),
+        headerFor: (client, member) => {
+          const l = this.listenerByConfig(lb.id, ls.id);
+          const mode = headerMode(l?.pool ?? pool, member);
+          return mode === "proxy_v2"
+            ? encodeHeader(mode, { source: { address: client.ip, port: client.port }, destination: { address: lb.vip_address, port: ls.protocol_port }, transport: "UDP" })
+            : undefined;
+        },
       });
     }
     return new TcpListener(ls, pool, acl, {
@@ -425,7 +453,27 @@ export class Engine {
       onSessionEnd: (sess) => {
         if (sess.member) sess.listener.pool.touch(sess.clientIp, sess.member);
       },
+      headerFor: (sess, member) => {
+        const mode = headerMode(sess.listener.pool, member);
+        if (!mode) return undefined;
+        const c = sess.client;
+        return encodeHeader(mode, {
+          source: { address: sess.clientIp, port: sess.clientPort },
+          destination: { address: c.localAddress ?? lb.vip_address, port: c.localPort ?? sess.listener.config.protocol_port },
+          transport: "TCP",
+        });
+      },
+      localAddressFor: (member) => {
+        if (!member.crossVpc) return undefined;
+        const snat = this.lbs.get(lb.id)?.snat;
+        if (!snat || snat.usable.length === 0) return undefined;
+        return snat.usable[snat.next++ % snat.usable.length];
+      },
     });
+  }
+
+  private listenerByConfig(lbId: string, listenerId: string): Listener | undefined {
+    return this.lbs.get(lbId)?.listeners.get(listenerId);
   }
 
   private reconcileMembers(pool: PoolRuntime, cfg: PoolConfig, wasPopulated: boolean, now: number, crossVpc: (a: string) => boolean): void {
@@ -440,6 +488,7 @@ export class Engine {
       const existing = pool.members.get(mc.id);
       if (existing) {
         existing.config = mc;
+        existing.crossVpc = crossVpc(mc.address);
         this.syncHealth(pool, existing, monitored);
         continue;
       }
@@ -464,7 +513,15 @@ export class Engine {
       m.status = "NO_MONITOR";
       return;
     }
-    const target = { address: m.config.address, port: m.config.protocol_port };
+    const mode = headerMode(pool, m);
+    const snat = m.crossVpc ? this.lbs.get(pool.lbId)?.snat.usable[0] : undefined;
+    const target = {
+      address: m.config.address,
+      port: m.config.protocol_port,
+      // Checks that send a header use its LOCAL form (SPEC §7); toa has none, so checks send nothing.
+      ...(mode === "proxy_v1" || mode === "proxy_v2" ? { prefix: encodeHeader(mode, { command: "LOCAL" }) } : {}),
+      ...(snat ? { localAddress: snat } : {}),
+    };
     if (this.health.has(key)) {
       this.health.update(key, hm, target);
     } else {
@@ -481,6 +538,14 @@ export class Engine {
     this.health.remove(key);
     this.checked.delete(key);
   }
+}
+
+/** The header a member gets (SPEC §7): `auto` = toa for cross-VPC members, nothing otherwise. */
+export function headerMode(pool: PoolRuntime, member: MemberRuntime): "toa" | "proxy_v1" | "proxy_v2" | undefined {
+  const mode = pool.config.client_ip;
+  if (mode === "off") return undefined;
+  if (mode === "auto") return member.crossVpc ? "toa" : undefined;
+  return mode;
 }
 
 export interface LoadBalancerHandle {

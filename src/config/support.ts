@@ -11,10 +11,6 @@ export function unsupportedFeatures(config: Config): Problem[] {
   const no = (path: string, what: string) =>
     out.push({ path, code: "LB4.NOT_SUPPORTED", message: `${what} is not supported yet by this build of lb4; remove it to start` });
   config.loadbalancers.forEach((lb, li) => {
-    if (lb.ip_target_enable) no(`loadbalancers[${li}].ip_target_enable`, "cross-VPC backends");
-    lb.pools.forEach((p, pi) => {
-      if (p.client_ip !== "auto" && p.client_ip !== "off") no(`loadbalancers[${li}].pools[${pi}].client_ip`, `client_ip ${p.client_ip}`);
-    });
     lb.listeners.forEach((ls, i) => {
       if (ls.protocol === "UDP") no(`loadbalancers[${li}].listeners[${i}].protocol`, "a UDP listener");
     });
