@@ -4,7 +4,26 @@
  * white: only listed addresses pass (empty list denies all); black: listed ones are
  * refused (empty list allows all).
  */
-import { ipToBigInt, normaliseIp, parseRange } from "../ip.js";
+import { parseAddressText } from "../clientip/ip.js";
+import { parseRange } from "../ip.js";
+
+/** bigint → 16 big-endian bytes, for byte-wise range checks without bigint on the hot path. */
+function v6Bytes(v: bigint): Uint8Array {
+  const out = new Uint8Array(16);
+  for (let i = 15; i >= 0; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
+}
+
+function compare16(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < 16; i++) {
+    const d = a[i]! - b[i]!;
+    if (d !== 0) return d;
+  }
+  return 0;
+}
 
 export type IpGroupType = "white" | "black";
 
@@ -42,8 +61,11 @@ class CompiledList implements AccessList {
     private readonly white: boolean,
     private readonly starts: Float64Array,
     private readonly ends: Float64Array,
-    private readonly v6: ReadonlyArray<{ start: bigint; end: bigint }>,
+    private readonly v6: ReadonlyArray<{ start: Uint8Array; end: Uint8Array }>,
   ) {}
+
+  /** Scratch buffer for parsing IPv6 clients (single-threaded, never escapes). */
+  private readonly scratch = new Uint8Array(16);
 
   allows(ip: string): boolean {
     return this.listed(ip) === this.white;
@@ -64,9 +86,9 @@ class CompiledList implements AccessList {
       return hi >= 0 && v4 <= this.ends[hi]!;
     }
     if (this.v6.length === 0) return false;
-    const a = ipToBigInt(normaliseIp(ip));
-    if (!a || a.family !== 6) return false;
-    for (const r of this.v6) if (a.value >= r.start && a.value <= r.end) return true;
+    const b = this.scratch;
+    if (parseAddressText(ip, b) !== 6) return false;
+    for (const r of this.v6) if (compare16(b, r.start) >= 0 && compare16(b, r.end) <= 0) return true;
     return false;
   }
 }
@@ -75,12 +97,12 @@ class CompiledList implements AccessList {
 export function compileAccessList(group: { type: IpGroupType; ip_list: readonly string[] } | null | undefined): AccessList {
   if (!group) return ALLOW_ALL;
   const v4: Array<[number, number]> = [];
-  const v6: Array<{ start: bigint; end: bigint }> = [];
+  const v6: Array<{ start: Uint8Array; end: Uint8Array }> = [];
   for (const entry of group.ip_list) {
     const r = parseRange(entry);
     if (!r) continue;
     if (r.family === 4) v4.push([Number(r.start), Number(r.end)]);
-    else v6.push({ start: r.start, end: r.end });
+    else v6.push({ start: v6Bytes(r.start), end: v6Bytes(r.end) });
   }
   v4.sort((a, b) => a[0] - b[0]);
   const merged: Array<[number, number]> = [];
