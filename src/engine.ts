@@ -79,6 +79,8 @@ export class Engine {
   readonly health: HealthChecker;
   /** Health-check key → the member it checks. */
   private readonly checked = new Map<string, { pool: PoolRuntime; member: MemberRuntime }>();
+  /** Reloads applied and refused (metrics). */
+  readonly reloads = { ok: 0, failed: 0 };
   /** Observers of health results (metrics). */
   readonly healthResultHooks: Array<(pool: PoolRuntime, member: MemberRuntime, r: ProbeResult, ms: number) => void> = [];
   private ticker: NodeJS.Timeout | undefined;
@@ -147,11 +149,18 @@ export class Engine {
   /** Replace the base config (file or object) and re-apply runtime member changes on top, as a diff. */
   reload(input: Config | ConfigInput): Promise<void> {
     return this.serialise(async () => {
-      const base = this.validate(input);
-      const config = this.validate(this.withOverlay(base), true);
-      await this.persist(this.stateFor(config));
-      await this.apply(config, false);
-      this.base = base;
+      try {
+        const base = this.validate(input);
+        const config = this.validate(this.withOverlay(base), true);
+        await this.persist(this.stateFor(config));
+        await this.apply(config, false);
+        this.base = base;
+      } catch (err) {
+        this.reloads.failed++;
+        this.logger.warn({ ev: "reload_failed", err: (err as Error).message }, "reload refused; the running configuration stays");
+        throw err;
+      }
+      this.reloads.ok++;
       this.logger.info({ ev: "reload" }, "configuration reloaded");
     });
   }

@@ -1,0 +1,136 @@
+/**
+ * Prometheus metrics (SPEC §9) with prom-client. Nothing here runs on the connection path:
+ * the data plane bumps plain counters (dataplane/stats.ts) and every metric is filled from
+ * them in `collect()` at scrape time. Health-check results and reloads are counted from
+ * engine hooks, which fire a few times a second at most.
+ */
+import client from "prom-client";
+import type { Engine } from "../engine.js";
+import type { ListenerStats } from "../dataplane/stats.js";
+
+export interface Metrics {
+  registry: client.Registry;
+  /** Prometheus text exposition. */
+  scrape(): Promise<{ contentType: string; body: string }>;
+}
+
+type ListenerRow = { labels: { lb: string; listener: string; protocol: string }; stats: ListenerStats };
+
+export function createMetrics(engine: Engine, opts: { processMetrics?: boolean } = {}): Metrics {
+  const registry = new client.Registry();
+  if (opts.processMetrics ?? true) client.collectDefaultMetrics({ register: registry, prefix: "lb4_process_" });
+
+  const listeners = (): ListenerRow[] => {
+    const rows: ListenerRow[] = [];
+    for (const lb of engine.lbs.values()) {
+      for (const l of lb.listeners.values()) rows.push({ labels: { lb: lb.config.id, listener: l.config.id, protocol: l.config.protocol }, stats: l.stats });
+    }
+    return rows;
+  };
+  const members = () => {
+    const rows = [];
+    for (const lb of engine.lbs.values()) {
+      for (const p of lb.pools.values()) {
+        for (const m of p.members.values()) rows.push({ labels: { lb: lb.config.id, pool: p.id, member: m.id, address: m.key }, m });
+      }
+    }
+    return rows;
+  };
+
+  /** A counter whose value is read from the engine's plain counters at scrape time. */
+  const listenerCounter = (name: string, help: string, read: (s: ListenerStats) => Array<[Record<string, string>, number]>) =>
+    new client.Counter({
+      name,
+      help,
+      labelNames: ["lb", "listener", "protocol", "direction", "reason"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { labels, stats } of listeners()) for (const [extra, v] of read(stats)) if (v > 0) this.inc({ ...labels, ...extra }, v);
+      },
+    });
+
+  listenerCounter("lb4_connections_total", "TCP connections and UDP flows handed to a member, counted when they end", (s) => [[{}, s.total]]);
+  listenerCounter("lb4_bytes_total", "Bytes forwarded (in = client to member, out = member to client), counted when a connection/flow ends", (s) => [
+    [{ direction: "in" }, s.bytesIn],
+    [{ direction: "out" }, s.bytesOut],
+  ]);
+  listenerCounter("lb4_datagrams_total", "UDP datagrams forwarded, counted when a flow ends", (s) => [
+    [{ direction: "in" }, s.datagramsIn],
+    [{ direction: "out" }, s.datagramsOut],
+  ]);
+  listenerCounter("lb4_connect_errors_total", "Member connect failures (refused or timed out)", (s) => [[{}, s.connectErrors]]);
+  listenerCounter("lb4_retries_total", "Connect retries on another member", (s) => [[{}, s.retries]]);
+  listenerCounter("lb4_refused_total", "Clients refused, by reason (acl, limit, no_member)", (s) => [
+    [{ reason: "acl" }, s.refusedAcl],
+    [{ reason: "limit" }, s.refusedLimit],
+    [{ reason: "no_member" }, s.refusedNoMember],
+  ]);
+  listenerCounter("lb4_closed_total", "Connections/flows closed by lb4, by reason (idle_timeout, drained)", (s) => [
+    [{ reason: "idle_timeout" }, s.idleClosed],
+    [{ reason: "drained" }, s.drainClosed],
+  ]);
+
+  new client.Gauge({
+    name: "lb4_connections_active",
+    help: "Open TCP connections (TCP listeners) or UDP sessions (UDP listeners)",
+    labelNames: ["lb", "listener", "protocol"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { labels, stats } of listeners()) this.set(labels, stats.active);
+    },
+  });
+  new client.Gauge({
+    name: "lb4_udp_sessions",
+    help: "Open UDP flows (sessions)",
+    labelNames: ["lb", "listener"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { labels, stats } of listeners()) if (labels.protocol === "UDP") this.set({ lb: labels.lb, listener: labels.listener }, stats.active);
+    },
+  });
+
+  const memberGauge = (name: string, help: string, read: (m: ReturnType<typeof members>[number]["m"]) => number) =>
+    new client.Gauge({
+      name,
+      help,
+      labelNames: ["lb", "pool", "member", "address"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { labels, m } of members()) this.set(labels, read(m));
+      },
+    });
+  memberGauge("lb4_member_up", "1 when the member is ONLINE or has no monitor, 0 when OFFLINE", (m) => (m.status === "OFFLINE" ? 0 : 1));
+  memberGauge("lb4_member_weight", "Configured weight", (m) => m.config.weight);
+  memberGauge("lb4_member_effective_weight", "Effective weight (after health, slow start, drain, admin state)", (m) => m.effectiveWeight);
+  memberGauge("lb4_member_active_connections", "Open connections/flows to the member", (m) => m.active);
+  memberGauge("lb4_member_connections_started", "Connections/flows ever opened to the member (resets when the member is re-created)", (m) => m.total);
+
+  const checks = new client.Counter({
+    name: "lb4_health_checks_total",
+    help: "Health-check results",
+    labelNames: ["lb", "pool", "member", "result"],
+    registers: [registry],
+  });
+  engine.healthResultHooks.push((pool, member, r) => checks.inc({ lb: pool.lbId, pool: pool.id, member: member.id, result: r.ok ? "pass" : "fail" }));
+
+  new client.Counter({
+    name: "lb4_reloads_total",
+    help: "Configuration reloads, by result",
+    labelNames: ["result"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ result: "ok" }, engine.reloads.ok);
+      this.inc({ result: "failed" }, engine.reloads.failed);
+    },
+  });
+
+  return {
+    registry,
+    scrape: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+  };
+}
