@@ -205,6 +205,36 @@ describe("TCP forwarding", () => {
     expect(sha(received)).toBe(sha(fromClient));
   });
 
+  it("back-pressure: a member that does not read slows the client, and lb4 buffers little", async () => {
+    const stalled = await track(customServer((s) => s.pause()));
+    const { h, port } = await lb([{ port: stalled.port }]);
+    const c = await connect(port);
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    let written = 0;
+    // Write until the client's own buffer is full and no 'drain' comes for 500 ms.
+    for (;;) {
+      if (c.write(chunk)) {
+        written += chunk.length;
+        if (written > 256 * 1024 * 1024) break;
+        continue;
+      }
+      written += chunk.length;
+      const drained = await new Promise<boolean>((r) => {
+        const t = setTimeout(() => r(false), 500);
+        c.once("drain", () => (clearTimeout(t), r(true)));
+      });
+      if (!drained) break;
+    }
+    expect(written).toBeLessThan(256 * 1024 * 1024); // the client was held back
+    const [session] = [...h.engine.listener("ls-1")!.sessions] as Array<{ client: net.Socket; upstream?: net.Socket }>;
+    const held = session!.client.readableLength + (session!.upstream?.writableLength ?? 0);
+    expect(held).toBeLessThanOrEqual(256 * 1024); // lb4 holds at most about one buffer per side
+    // A paused side learns of its peer's close only on its next read or write (or at the
+    // idle timeout): close the member too, as a stalled member eventually would.
+    c.destroy();
+    for (const s of stalled.sockets) s.destroy();
+  });
+
   it("closes an idle connection after keepalive_timeout (10 s)", async () => {
     const hold = await track(silentServer());
     const { h, port } = await lb([{ port: hold.port }], { keepalive_timeout: 10 });
