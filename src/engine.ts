@@ -76,6 +76,8 @@ export class Engine {
   readonly clock: Clock;
   readonly tuning: Tuning;
   private readonly refusalLog: RateLimitedLog;
+  /** Listeners removed by a reload whose connections are still open. */
+  private readonly retired = new Set<Listener>();
   readonly health: HealthChecker;
   /** Health-check key → the member it checks. */
   private readonly checked = new Map<string, { pool: PoolRuntime; member: MemberRuntime }>();
@@ -267,11 +269,24 @@ export class Engine {
     return undefined;
   }
 
-  /** Open connections/flows across all listeners. */
+  /** Open connections/flows across all listeners, retired ones included. */
   get activeConnections(): number {
     let n = 0;
-    for (const lb of this.lbs.values()) for (const l of lb.listeners.values()) n += l.stats.active;
+    for (const l of this.allListeners()) n += l.stats.active;
     return n;
+  }
+
+  /** Running listeners, then retired ones (removed by a reload, connections still open). */
+  private allListeners(): Listener[] {
+    const out = [...this.lbs.values()].flatMap((lb) => [...lb.listeners.values()]);
+    for (const l of this.retired) out.push(l);
+    return out;
+  }
+
+  /** Stop a listener taking new connections; its open ones keep being swept until they end. */
+  private retire(l: Listener): void {
+    void l.stopAccepting();
+    if (l.stats.active > 0) this.retired.add(l);
   }
 
   /** Stop accepting, let connections finish up to graceMs, then close the rest. */
@@ -279,7 +294,7 @@ export class Engine {
     if (this.closed) return;
     this.closed = true;
     const graceMs = opts.graceMs ?? this.tuning.shutdownGraceMs;
-    const listeners = [...this.lbs.values()].flatMap((lb) => [...lb.listeners.values()]);
+    const listeners = this.allListeners();
     await Promise.all(listeners.map((l) => l.stopAccepting()));
     const deadline = Date.now() + graceMs;
     while (this.activeConnections > 0 && Date.now() < deadline) {
@@ -315,6 +330,10 @@ export class Engine {
         p.persistence?.expire(now);
       }
       for (const l of lb.listeners.values()) l.sweep(now);
+    }
+    for (const l of this.retired) {
+      l.sweep(now);
+      if (l.stats.active === 0) this.retired.delete(l);
     }
   }
 
@@ -374,7 +393,7 @@ export class Engine {
     const nextLbIds = new Set(next.loadbalancers.map((l) => l.id));
     for (const [id, lb] of this.lbs) {
       if (!nextLbIds.has(id)) {
-        for (const l of lb.listeners.values()) void l.stopAccepting();
+        for (const l of lb.listeners.values()) this.retire(l);
         for (const p of lb.pools.values()) for (const m of [...p.members.keys()]) this.removeFromPool(p, m, now);
         this.lbs.delete(id);
       }
@@ -418,7 +437,7 @@ export class Engine {
       for (const [id, l] of lb.listeners) {
         const replaced = pending.some((p) => p.listener.config.id === id);
         if (!keepListeners.has(id) || replaced) {
-          void l.stopAccepting();
+          this.retire(l);
           lb.listeners.delete(id);
         }
       }

@@ -247,6 +247,26 @@ describe("TCP forwarding", () => {
     expect(h.engine.listener("ls-1")!.stats.idleClosed).toBe(1);
   }, 20_000);
 
+  it("a listener removed by a reload stops accepting, while its open connection keeps flowing and is still counted", async () => {
+    const echo = await track(echoServer());
+    const { h, port } = await lb([{ port: echo.port }]);
+    const c = await connect(port);
+    const got: Buffer[] = [];
+    c.on("data", (d: Buffer) => got.push(d));
+    await h.reload({ ...h.config, loadbalancers: [{ ...h.config.loadbalancers[0]!, listeners: [] }] });
+    const refused = await new Promise<string>((r) => {
+      const s = net.connect({ port, host: "127.0.0.1" });
+      s.on("error", (e: NodeJS.ErrnoException) => r(e.code ?? "error"));
+      s.on("connect", () => r("connected"));
+    });
+    expect(refused).toBe("ECONNREFUSED");
+    c.write("still here");
+    await waitFor(() => Buffer.concat(got).toString() === "still here", 3000, "the echo through the retired listener");
+    expect(h.activeConnections()).toBe(1);
+    c.end();
+    await waitFor(() => h.activeConnections() === 0, 3000, "the retired connection to end");
+  });
+
   it("refuses clients when no member is eligible, and weight 0 stops new connections only", async () => {
     const a = await track(silentServer());
     const { h, port } = await lb([{ port: a.port, id: "only" }]);
