@@ -177,7 +177,14 @@ export class Engine {
   updateMember(poolId: string, memberId: string, patch: MemberPatch): Promise<MemberConfig> {
     return this.changeMembers(poolId, (members) => {
       const i = this.indexOf(members, memberId);
-      members[i] = { ...members[i]!, ...patch };
+      // Only the fields SPEC §8 lets a PUT change; id and address are a member's identity.
+      const { weight, admin_state_up, name } = patch;
+      members[i] = {
+        ...members[i]!,
+        ...(weight !== undefined ? { weight } : {}),
+        ...(admin_state_up !== undefined ? { admin_state_up } : {}),
+        ...(name !== undefined ? { name } : {}),
+      };
       return i;
     });
   }

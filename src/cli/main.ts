@@ -9,7 +9,11 @@ import { unsupportedFeatures } from "../config/support.js";
 import { ConfigError, Lb4Error, formatProblem } from "../errors.js";
 import { startLoadBalancer, type LoadBalancerHandle } from "../engine.js";
 import { createLogger } from "../log.js";
+import { startAdminServer, type AdminServer } from "../admin/server.js";
+import { createMetrics } from "../metrics/registry.js";
 import { runDemo } from "./demo.js";
+import { registerMembers } from "./members.js";
+import { registerReload, registerStatus } from "./status.js";
 
 const program = new Command();
 
@@ -45,14 +49,58 @@ Example:
       logger.flush();
       throw err;
     }
+
+    // One reload for SIGHUP, `lb4 reload` and POST /v3/elb/reload: re-read the file, apply it as a
+    // diff. The engine logs and counts its own refusals; a file that does not load is logged and
+    // counted here, so lb4_reloads_total{result="failed"} sees every refused reload.
+    const reload = async (source: "SIGHUP" | "admin API"): Promise<void> => {
+      let next: typeof config;
+      try {
+        next = (await loadConfigFile(file)).config;
+      } catch (err) {
+        handle.engine.reloads.failed++;
+        logger.warn(
+          { ev: "reload_failed", source, err: (err as Error).message, ...(err instanceof ConfigError ? { problems: err.problems } : {}) },
+          "reload refused; the running configuration stays",
+        );
+        throw err;
+      }
+      await handle.reload(next);
+      if (JSON.stringify(next.admin ?? null) !== JSON.stringify(config.admin ?? null)) {
+        logger.warn({ ev: "admin_config_changed" }, "admin settings changed in the config file; restart lb4 to apply them (the admin API keeps its current address and token)");
+      }
+    };
+
+    let admin: AdminServer | undefined;
+    if (config.admin) {
+      try {
+        admin = await startAdminServer({
+          engine: handle.engine,
+          listen: config.admin.listen,
+          token: config.admin.token,
+          logger,
+          reload: () => reload("admin API"),
+          metrics: createMetrics(handle.engine).scrape,
+        });
+      } catch (err) {
+        await handle.close({ graceMs: 0 });
+        logger.flush();
+        throw err;
+      }
+    }
+    const adminUrl = admin ? `http://${admin.address.host.includes(":") ? `[${admin.address.host}]` : admin.address.host}:${admin.address.port}` : undefined;
     const listeners = config.loadbalancers.flatMap((lb) => lb.listeners.map((l) => `${l.protocol} ${lb.vip_address}:${l.protocol_port} (${lb.id}/${l.id})`));
-    logger.info({ ev: "start", config: file, listeners }, `lb4 started: ${listeners.length} listener(s)`);
+    logger.info(
+      { ev: "start", config: file, listeners, ...(adminUrl ? { admin: adminUrl, admin_auth: config.admin?.token ? "token" : "none (loopback only)" } : {}) },
+      `lb4 started: ${listeners.length} listener(s)${adminUrl ? `; admin API on ${adminUrl}` : ""}`,
+    );
 
     let stopping = false;
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
       logger.info({ ev: "stop", signal, active: handle.activeConnections(), grace_s: opts.grace }, "stopping: no new connections, letting open ones finish");
+      await admin?.close();
       await handle.close({ graceMs: opts.grace * 1000 });
       logger.info({ ev: "stopped" }, "lb4 stopped");
       logger.flush(() => process.exit(0));
@@ -60,9 +108,7 @@ Example:
     process.on("SIGTERM", () => void stop("SIGTERM"));
     process.on("SIGINT", () => void stop("SIGINT"));
     process.on("SIGHUP", () => {
-      void loadConfigFile(file)
-        .then(({ config: next }) => handle.reload(next))
-        .catch((err: Error) => logger.error({ ev: "reload_failed", err: err.message }, "reload refused; the running configuration stays"));
+      reload("SIGHUP").catch(() => undefined); // refusals are logged where they happen
     });
   });
 
@@ -92,6 +138,10 @@ program
     await runDemo({ port: opts.port, logLevel: opts.logLevel });
   });
 
+registerStatus(program);
+registerMembers(program);
+registerReload(program);
+
 function parsePositive(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0) throw new CommanderError(2, "lb4.usage", `expected a number of seconds ≥ 0, got "${v}"`);
@@ -107,7 +157,10 @@ function parsePort(v: string): number {
 /** Print an error the way an operator can act on, and pick the exit code. */
 function reportError(err: unknown): number {
   if (err instanceof CommanderError) {
-    if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return 0;
+    if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return 0;
+    // "commander.help" with a non-zero exit code: help shown because a subcommand is missing
+    // (`lb4`, `lb4 members`), a usage error; with 0 it was asked for (`lb4 help members`).
+    if (err.code === "commander.help") return err.exitCode === 0 ? 0 : 2;
     if (err.code === "lb4.usage") console.error(`lb4: ${err.message}`);
     return err.exitCode === 0 ? 0 : 2;
   }

@@ -196,7 +196,7 @@ describe("cross-VPC rules at runtime", () => {
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).problems[0]).toMatchObject({ code: "LB4.CROSSVPC_CANNOT_DISABLE", path: "loadbalancers[0].ip_target_enable" });
     // A UDP pool may not hold a cross-VPC member.
-    const udp = { ...on, loadbalancers: [{ ...(on.loadbalancers![0] as object), listeners: [], pools: [{ id: "pu", protocol: "UDP", members: [{ id: "u", address: "10.0.0.9", protocol_port: 53 }] }] }] } as ConfigInput;
+    const udp = { ...on, loadbalancers: [{ ...(on.loadbalancers![0] as object), listeners: [], pools: [{ id: "pu", protocol: "UDP", members: [{ id: "u", address: "10.0.0.9", protocol_port: 53 }] }] }] } as unknown as ConfigInput;
     const e2 = await startLoadBalancer(udp, { persistState: true }).then(
       () => undefined,
       (e: unknown) => e,

@@ -4,6 +4,7 @@ import net from "node:net";
 import { once } from "node:events";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { startLoadBalancer, type LoadBalancerHandle } from "../../src/engine.js";
+import type { TcpListener } from "../../src/dataplane/tcp.js";
 import type { ConfigInput } from "../../src/config/schema.js";
 import { closed, connect, customServer, echoServer, freePort, nameServer, request, silentServer, waitFor, type TestServer } from "../helpers/net.js";
 
@@ -226,7 +227,7 @@ describe("TCP forwarding", () => {
       if (!drained) break;
     }
     expect(written).toBeLessThan(256 * 1024 * 1024); // the client was held back
-    const [session] = [...h.engine.listener("ls-1")!.sessions] as Array<{ client: net.Socket; upstream?: net.Socket }>;
+    const [session] = [...(h.engine.listener("ls-1") as TcpListener).sessions] as Array<{ client: net.Socket; upstream?: net.Socket }>;
     const held = session!.client.readableLength + (session!.upstream?.writableLength ?? 0);
     expect(held).toBeLessThanOrEqual(256 * 1024); // lb4 holds at most about one buffer per side
     // A paused side learns of its peer's close only on its next read or write (or at the
