@@ -1,7 +1,9 @@
 /**
  * `lb4 demo` (also `npm start`): three local HTTP backends with weights 5, 3 and 1 behind
- * one TCP listener on loopback — the embedded default, no config file needed.
+ * one TCP listener, and two UDP echo backends with weights 2 and 1 behind a UDP listener on
+ * the same port number (SPEC §5) — all on loopback, no config file needed.
  */
+import dgram from "node:dgram";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ConfigInput } from "../config/schema.js";
@@ -14,6 +16,42 @@ const BACKENDS = [
   { name: "web-3", weight: 1 },
 ] as const;
 
+const UDP_BACKENDS = [
+  { name: "udp-1", weight: 2 },
+  { name: "udp-2", weight: 1 },
+] as const;
+
+/** Replies "<name>: <payload>" to every datagram. */
+function udpBackend(name: string): Promise<dgram.Socket> {
+  const s = dgram.createSocket("udp4");
+  s.on("message", (msg, rinfo) => s.send(Buffer.concat([Buffer.from(`${name}: `), msg]), rinfo.port, rinfo.address));
+  return new Promise((resolve, reject) => {
+    s.once("error", reject);
+    s.bind(0, "127.0.0.1", () => {
+      s.off("error", reject);
+      s.on("error", () => undefined);
+      resolve(s);
+    });
+  });
+}
+
+/** A port number free for both TCP and UDP on loopback a moment ago. */
+async function freePort(): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    const probe = http.createServer();
+    await new Promise<void>((r) => probe.listen(0, "127.0.0.1", () => r()));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const u = dgram.createSocket("udp4");
+    const ok = await new Promise<boolean>((r) => {
+      u.once("error", () => r(false));
+      u.bind(port, "127.0.0.1", () => r(true));
+    });
+    await new Promise<void>((r) => u.close(() => r()));
+    if (ok || attempt >= 20) return port;
+  }
+}
+
 function backend(name: string, weight: number): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     res.setHeader("connection", "close");
@@ -25,7 +63,7 @@ function backend(name: string, weight: number): Promise<http.Server> {
   });
 }
 
-export function demoConfig(port: number, ports: readonly number[]): ConfigInput {
+export function demoConfig(port: number, ports: readonly number[], udpPorts: readonly number[] = []): ConfigInput {
   return {
     log: { level: "info" },
     loadbalancers: [
@@ -33,7 +71,10 @@ export function demoConfig(port: number, ports: readonly number[]): ConfigInput 
         id: "lb-demo",
         name: "demo",
         vip_address: "127.0.0.1",
-        listeners: [{ id: "ls-demo-tcp", protocol: "TCP", protocol_port: port, default_pool_id: "pool-demo", keepalive_timeout: 60 }],
+        listeners: [
+          { id: "ls-demo-tcp", protocol: "TCP", protocol_port: port, default_pool_id: "pool-demo", keepalive_timeout: 60 },
+          ...(udpPorts.length ? [{ id: "ls-demo-udp", protocol: "UDP" as const, protocol_port: port, default_pool_id: "pool-demo-udp", keepalive_timeout: 10 }] : []),
+        ],
         pools: [
           {
             id: "pool-demo",
@@ -41,6 +82,16 @@ export function demoConfig(port: number, ports: readonly number[]): ConfigInput 
             lb_algorithm: "ROUND_ROBIN",
             members: BACKENDS.map((b, i) => ({ id: `m-${b.name}`, name: b.name, address: "127.0.0.1", protocol_port: ports[i]!, weight: b.weight })),
           },
+          ...(udpPorts.length
+            ? [
+                {
+                  id: "pool-demo-udp",
+                  protocol: "UDP" as const,
+                  lb_algorithm: "ROUND_ROBIN" as const,
+                  members: UDP_BACKENDS.map((b, i) => ({ id: `m-${b.name}`, name: b.name, address: "127.0.0.1", protocol_port: udpPorts[i]!, weight: b.weight })),
+                },
+              ]
+            : []),
         ],
       },
     ],
@@ -51,16 +102,16 @@ export async function runDemo(opts: { port: number; logLevel: "info" | "warn" | 
   const logger = createLogger(opts.logLevel);
   const servers = await Promise.all(BACKENDS.map((b) => backend(b.name, b.weight)));
   const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  let port = opts.port;
-  if (port === 0) {
-    // Reserve a free port number for the listener (the config needs a number 1-65535).
-    const probe = http.createServer();
-    await new Promise<void>((r) => probe.listen(0, "127.0.0.1", () => r()));
-    port = (probe.address() as AddressInfo).port;
-    await new Promise((r) => probe.close(r));
-  }
-  const lb = await startLoadBalancer(demoConfig(port, ports), { logger, tuning: { shutdownGraceMs: 2000 } });
+  const udpServers = await Promise.all(UDP_BACKENDS.map((b) => udpBackend(b.name)));
+  const udpPorts = udpServers.map((s) => s.address().port);
+  // port 0: reserve a free number for both listeners (the config needs a number 1-65535).
+  const port = opts.port === 0 ? await freePort() : opts.port;
+  const lb = await startLoadBalancer(demoConfig(port, ports, udpPorts), { logger, tuning: { shutdownGraceMs: 2000 } });
   const url = `http://127.0.0.1:${port}/`;
+  // 6 datagrams from 6 source ports (6 flows): 4 answered by udp-1, 2 by udp-2.
+  const udpTry =
+    `node -e 'const d=require("dgram");setTimeout(()=>process.exit(),2000).unref();` +
+    `for(let i=1;i<=6;i++){const s=d.createSocket("udp4");s.on("message",m=>{console.log(String(m));s.close()});s.send("ping "+i,${port},"127.0.0.1")}'`;
   process.stdout.write(
     [
       "",
@@ -70,13 +121,21 @@ export async function runDemo(opts: { port: number; logLevel: "info" | "warn" | 
       "Try it in another terminal (9 connections: 5 go to web-1, 3 to web-2, 1 to web-3):",
       `  for i in 1 2 3 4 5 6 7 8 9; do curl -s ${url}; done`,
       "",
-      "Each finished connection writes one access-log line below. Press Ctrl-C to stop.",
+      `UDP on the same port number, 127.0.0.1:${port}, in front of 2 echo backends (weights 2:1):`,
+      ...UDP_BACKENDS.map((b, i) => `  ${b.name}  127.0.0.1:${udpPorts[i]}  weight ${b.weight}`),
+      "",
+      "Send 6 datagrams from 6 source ports (6 flows: 4 go to udp-1, 2 to udp-2):",
+      `  ${udpTry}`,
+      `  (or, with socat: for i in 1 2 3; do echo hi | socat -t1 - UDP:127.0.0.1:${port}; done)`,
+      "",
+      "Each finished connection (and each UDP flow, 10 s after its last datagram) writes one access-log line below. Press Ctrl-C to stop.",
       "",
     ].join("\n") + "\n",
   );
   const stop = async () => {
     await lb.close({ graceMs: 2000 });
     await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    await Promise.all(udpServers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     logger.flush(() => process.exit(0));
   };
   process.once("SIGINT", () => void stop());

@@ -6,14 +6,8 @@
 import type { Problem } from "../errors.js";
 import type { Config } from "./schema.js";
 
-export function unsupportedFeatures(config: Config): Problem[] {
-  const out: Problem[] = [];
-  const no = (path: string, what: string) =>
-    out.push({ path, code: "LB4.NOT_SUPPORTED", message: `${what} is not supported yet by this build of lb4; remove it to start` });
-  config.loadbalancers.forEach((lb, li) => {
-    lb.listeners.forEach((ls, i) => {
-      if (ls.protocol === "UDP") no(`loadbalancers[${li}].listeners[${i}].protocol`, "a UDP listener");
-    });
-  });
-  return out;
+// Everything the schema accepts is served now (UDP listeners were the last); a feature
+// that lands unfinished adds its check here, with the field path, as before.
+export function unsupportedFeatures(_config: Config): Problem[] {
+  return [];
 }
