@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { unsupportedFeatures } from "../../src/config/support.js";
 import { parseConfig } from "../../src/config/validate.js";
 import { freePort, waitFor, type TestServer } from "../helpers/net.js";
-import { TOKEN, adminConfig, api, killAll, namedEcho, removeDir, runCli, startLb4, tempDir, whoAnswers, writeConfig, type Lb4Child } from "./admin-child.js";
+import { TOKEN, adminConfig, api, killAll, namedEcho, removeDir, runCli, startLb4, tempDir, whoAnswers, writeConfig, type Lb4Child } from "../helpers/lb4-child.js";
 
 let dir: string;
 let lb: Lb4Child;

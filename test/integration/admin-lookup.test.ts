@@ -7,7 +7,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, waitFor, type TestServer } from "../helpers/net.js";
-import { TOKEN, adminConfig, api, killAll, namedEcho, removeDir, runCli, startLb4, tempDir, writeConfig, type Lb4Child } from "./admin-child.js";
+import { TOKEN, adminConfig, api, killAll, namedEcho, removeDir, runCli, startLb4, tempDir, writeConfig, type Lb4Child } from "../helpers/lb4-child.js";
 
 const HOST = "127.0.0.7"; // the backend looked up (Linux routes all of 127/8 to lo)
 const monitor = { type: "TCP", delay: 1, timeout: 1, max_retries: 1, max_retries_down: 1 };

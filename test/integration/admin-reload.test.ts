@@ -6,7 +6,7 @@
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { freePort, waitFor, type TestServer } from "../helpers/net.js";
-import { LineClient, TOKEN, adminConfig, api, connectTo, killAll, namedEcho, refused, removeDir, runCli, startLb4, tempDir, whoAnswers, writeConfig } from "./admin-child.js";
+import { LineClient, TOKEN, adminConfig, api, connectTo, killAll, namedEcho, refused, removeDir, runCli, startLb4, tempDir, whoAnswers, writeConfig } from "../helpers/lb4-child.js";
 
 let dir: string;
 const servers: TestServer[] = [];

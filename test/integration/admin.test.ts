@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { unsupportedFeatures } from "../../src/config/support.js";
 import { parseConfig } from "../../src/config/validate.js";
 import { freePort, waitFor, type TestServer } from "../helpers/net.js";
-import { LineClient, TOKEN, adminConfig, api, connectTo, killAll, namedEcho, removeDir, startLb4, tempDir, whoAnswers, writeConfig } from "./admin-child.js";
+import { LineClient, TOKEN, adminConfig, api, connectTo, killAll, namedEcho, removeDir, startLb4, tempDir, whoAnswers, writeConfig } from "../helpers/lb4-child.js";
 
 let dir: string;
 const servers: TestServer[] = [];

@@ -4,35 +4,14 @@ import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
+import { runCli } from "../helpers/lb4-child.js";
 import { freePort, nameServer, silentServer, waitFor, type TestServer } from "../helpers/net.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const bin = path.join(root, "bin/lb4");
 const fixtures = path.join(root, "test/fixtures");
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[], env: Record<string, string> = {}, timeoutMs = 15_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, LB4_LOG_FORMAT: "json", ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c));
-    child.stderr.on("data", (c: Buffer) => (stderr += c));
-    const t = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`lb4 ${args.join(" ")} did not exit in ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.on("close", (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const run = runCli;
 
 describe("lb4 validate", () => {
   it.each([

@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
-import { customServer, waitFor, type TestServer } from "../helpers/net.js";
+import { customServer, waitFor, type TestServer } from "./net.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const bin = path.join(root, "bin/lb4");
