@@ -15,6 +15,7 @@ import { allocateSnatAddresses, backendSubnets, isCrossVpc, vpcView } from "./cr
 import { encodeHeader } from "./clientip/codec.js";
 import { usableLocalAddresses } from "./dataplane/local-address.js";
 import { RateLimitedLog } from "./dataplane/ratelimit.js";
+import { AccessLog } from "./dataplane/access-log.js";
 import type { Listener } from "./dataplane/listener.js";
 import { TcpListener, type TcpTuning } from "./dataplane/tcp.js";
 import { UdpListener } from "./dataplane/udp.js";
@@ -76,6 +77,7 @@ export class Engine {
   readonly clock: Clock;
   readonly tuning: Tuning;
   private readonly refusalLog: RateLimitedLog;
+  private readonly accessLog: AccessLog;
   /** Listeners removed by a reload whose connections are still open. */
   private readonly retired = new Set<Listener>();
   readonly health: HealthChecker;
@@ -96,6 +98,7 @@ export class Engine {
     this.tuning = { ...DEFAULT_TUNING, ...opts.tuning };
     this.persistState = opts.persistState ?? false;
     this.refusalLog = new RateLimitedLog(this.logger, () => this.clock.now());
+    this.accessLog = new AccessLog(this.logger);
     this.health = new HealthChecker({
       clock: this.clock,
       ...(opts.random ? { random: opts.random } : {}),
@@ -484,6 +487,7 @@ export class Engine {
     }
     return new TcpListener(ls, pool, acl, {
       ...shared,
+      accessLog: this.accessLog,
       tuning: this.tuning,
       onSessionEnd: (sess) => {
         if (sess.member) sess.listener.pool.touch(sess.clientIp, sess.member);

@@ -202,7 +202,9 @@ export async function startTarget(name: TargetName, ctx: StartCtx): Promise<Runn
     const cfgFile = path.join(dir, "lb4.json");
     fs.writeFileSync(cfgFile, JSON.stringify(lb4Config({ proto: ctx.proto, port, upstreamPort: ctx.upstreamPort, stateDir: path.join(dir, "state"), adminPort }), null, 2));
     logFile = path.join(dir, "lb4.log");
-    const nodeArgs = ctx.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${ctx.cpuProfDir}`] : [];
+    // The node flags `lb4` runs with when executed as a program (bin/lb4's exec line).
+    const shimFlags = /exec node (.*?) "\$0"/.exec(fs.readFileSync(path.join(ROOT, "bin/lb4"), "utf8"))?.[1]?.split(" ") ?? [];
+    const nodeArgs = [...shimFlags, ...(ctx.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${ctx.cpuProfDir}`] : [])];
     child = spawnTracked(process.execPath, [...nodeArgs, path.join(ROOT, "bin/lb4"), "start", "--config", cfgFile, "--grace", "1"], {
       cpu: ctx.cpu,
       cwd: dir,

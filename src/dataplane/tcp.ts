@@ -18,6 +18,7 @@ import { normaliseIp } from "../ip.js";
 import type { EndReason } from "./stats.js";
 import { ListenerStats } from "./stats.js";
 import type { RateLimitedLog } from "./ratelimit.js";
+import type { AccessLog } from "./access-log.js";
 import type { Listener } from "./listener.js";
 
 /** At most this many connect attempts per client: the first and 2 retries (SPEC §3). */
@@ -32,6 +33,7 @@ export interface TcpListenerDeps {
   lbId: string;
   vip: string;
   logger: Logger;
+  accessLog: AccessLog;
   refusalLog: RateLimitedLog;
   clock: () => number;
   tuning: TcpTuning;
@@ -246,20 +248,10 @@ export class TcpSession {
     l.stats.bytesOut += bytesOut;
     l.deps.onSessionEnd?.(this);
     if (l.accessLog) {
-      l.deps.logger.info(
-        {
-          ev: "tcp_conn",
-          lb: l.deps.lbId,
-          listener: l.config.id,
-          client: `${this.clientIp}:${this.clientPort}`,
-          member: m ? m.key : null,
-          member_id: m ? m.id : null,
-          bytes_in: bytesIn,
-          bytes_out: bytesOut,
-          duration_ms: Math.round(l.deps.clock() - this.startedAt),
-          end: this.reason,
-          ...(this.error ? { error: (this.error as NodeJS.ErrnoException).code ?? this.error.message } : {}),
-        },
+      const err = this.error ? `,"error":${JSON.stringify((this.error as NodeJS.ErrnoException).code ?? this.error.message)}` : "";
+      l.deps.accessLog.write(
+        `${l.logPrefix},"client":"${this.clientIp}:${this.clientPort}","member":${m ? `"${m.key}","member_id":"${m.id}"` : 'null,"member_id":null'},` +
+          `"bytes_in":${bytesIn},"bytes_out":${bytesOut},"duration_ms":${Math.round(l.deps.clock() - this.startedAt)},"end":"${this.reason}"${err}`,
         "connection closed",
       );
     }
@@ -301,6 +293,8 @@ export class TcpListener implements Listener {
   deps: TcpListenerDeps;
   /** Cached `logger.isLevelEnabled("info")`, refreshed on reload. */
   accessLog: boolean;
+  /** The constant head of this listener's access-log lines. */
+  logPrefix: string;
   private closing = false;
 
   constructor(config: ListenerConfig, pool: PoolRuntime, acl: AccessList, deps: TcpListenerDeps) {
@@ -309,6 +303,7 @@ export class TcpListener implements Listener {
     this.acl = acl;
     this.deps = deps;
     this.accessLog = deps.logger.isLevelEnabled("info");
+    this.logPrefix = `"ev":"tcp_conn","lb":"${deps.lbId}","listener":"${config.id}"`;
     this.server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, (s) => this.accept(s));
   }
 
