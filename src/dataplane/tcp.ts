@@ -13,6 +13,7 @@ import type { Logger } from "pino";
 import type { AccessList } from "../acl/ipgroup.js";
 import type { ListenerConfig } from "../config/schema.js";
 import type { MemberRuntime } from "../model/member.js";
+import type { ClientInfo } from "../scheduling/types.js";
 import type { PoolRuntime } from "../model/pool.js";
 import { normaliseIp } from "../ip.js";
 import type { EndReason } from "./stats.js";
@@ -43,8 +44,6 @@ export interface TcpListenerDeps {
   localAddressFor?: (member: MemberRuntime) => string | undefined;
   /** Called after a connection ends (scheduler hooks, persistence). */
   onSessionEnd?: (session: TcpSession) => void;
-  /** Sticky placement (session persistence) wraps the pool's pick. */
-  pick?: (pool: PoolRuntime, client: { ip: string; port: number }, avoid: readonly MemberRuntime[]) => MemberRuntime | undefined;
 }
 
 const kSession = Symbol("lb4.session");
@@ -79,15 +78,19 @@ function onEnd(this: Tagged): void {
   if (!peer.destroyed) peer.end(); // half-close: pass the FIN on, keep the other way open
 }
 
-export class TcpSession {
+export class TcpSession implements ClientInfo {
   readonly client: Tagged;
   readonly clientIp: string;
   readonly clientPort: number;
+  /** ClientInfo for the scheduler: the session itself is passed to pick(). */
+  readonly ip: string;
+  readonly port: number;
   readonly listener: TcpListener;
   upstream: Tagged | undefined;
   member: MemberRuntime | undefined;
   tries = 0;
-  avoid: MemberRuntime[] = [];
+  /** Members that failed for this connection; allocated on the first failure only. */
+  avoid: MemberRuntime[] | undefined;
   readonly startedAt: number;
   /** Connect deadline while connecting; Infinity once connected. */
   connectDeadline = Infinity;
@@ -103,8 +106,8 @@ export class TcpSession {
   constructor(listener: TcpListener, client: net.Socket, ip: string, now: number) {
     this.listener = listener;
     this.client = client as Tagged;
-    this.clientIp = ip;
-    this.clientPort = client.remotePort ?? 0;
+    this.clientIp = this.ip = ip;
+    this.clientPort = this.port = client.remotePort ?? 0;
     this.startedAt = now;
     this.idleSince = now;
     this.client[kSession] = this;
@@ -129,13 +132,9 @@ export class TcpSession {
     member.active++;
     member.total++;
     const local = l.deps.localAddressFor?.(member);
-    const up = net.connect({
-      host: member.config.address,
-      port: member.config.protocol_port,
-      allowHalfOpen: true,
-      noDelay: true,
-      ...(local ? { localAddress: local } : {}),
-    }) as Tagged;
+    const opts: net.TcpNetConnectOpts = { host: member.config.address, port: member.config.protocol_port, allowHalfOpen: true, noDelay: true };
+    if (local) opts.localAddress = local;
+    const up = net.connect(opts) as Tagged;
     this.upstream = up;
     this.upstreamClosed = false;
     up[kSession] = this;
@@ -183,7 +182,7 @@ export class TcpSession {
     this.upstreamClosed = true;
     failed.active--;
     this.member = undefined;
-    this.avoid.push(failed);
+    (this.avoid ??= []).push(failed);
     l.stats.connectErrors++;
     l.deps.logger.debug({ listener: l.config.id, member: failed.id, err: (err as NodeJS.ErrnoException).code ?? err.message }, "member connect failed");
     if (this.clientClosed) {
@@ -320,8 +319,7 @@ export class TcpListener implements Listener {
   }
 
   pickFor(s: TcpSession): MemberRuntime | undefined {
-    const client = { ip: s.clientIp, port: s.clientPort };
-    return this.deps.pick ? this.deps.pick(this.pool, client, s.avoid) : this.pool.pick(client, s.avoid);
+    return this.pool.pick(s, s.avoid);
   }
 
   private accept(socket: net.Socket): void {
