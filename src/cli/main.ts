@@ -131,7 +131,7 @@ program
 program
   .command("demo")
   .description("Start local demo backends and a load balancer in front of them on loopback, and print what to type to watch traffic being balanced.")
-  .addOption(new Option("--port <port>", "TCP port of the demo load balancer (0 = any free port)").default("8080").argParser(parsePort))
+  .addOption(new Option("--port <port>", "TCP and UDP port of the demo load balancer (0 = any free port)").default(8080).argParser(parsePort))
   .addOption(new Option("--log-level <level>", "log level").default("info").choices(["fatal", "error", "warn", "info", "debug", "silent"]))
   .addHelpText("after", "\nExample:\n  npm start          (same as: lb4 demo)\n  lb4 demo --port 0  (any free port)")
   .action(async (opts: { port: number; logLevel: "info" }) => {

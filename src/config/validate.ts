@@ -42,7 +42,8 @@ function zodProblems(error: z.ZodError): Problem[] {
 }
 
 export function validateConfig(input: unknown, ctx: ValidationContext = {}): ValidationResult {
-  const parsed = configSchema.safeParse(input);
+  // reportInput: tell a missing field ("is required") from one of the wrong type.
+  const parsed = configSchema.safeParse(input, { reportInput: true });
   if (!parsed.success) return { ok: false, problems: zodProblems(parsed.error) };
   const problems = checkReferences(parsed.data);
   problems.push(...checkCrossVpc(parsed.data, ctx));

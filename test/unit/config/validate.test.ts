@@ -55,6 +55,7 @@ describe("validateConfig", () => {
     ["bad member address", (c) => (c.loadbalancers[0].pools[0].members[0].address = "10.0.0.256"), "loadbalancers[0].pools[0].members[0].address", "IPv4 or IPv6"],
     ["CIDR as member address", (c) => (c.loadbalancers[0].pools[0].members[0].address = "10.0.0.0/8"), "loadbalancers[0].pools[0].members[0].address", "no prefix length"],
     ["missing vip", (c) => delete c.loadbalancers[0].vip_address, "loadbalancers[0].vip_address", "is required"],
+    ["port as a string", (c) => (c.loadbalancers[0].listeners[0].protocol_port = "8080"), "loadbalancers[0].listeners[0].protocol_port", "must be an integer from 1 to 65535"],
     ["unknown field", (c) => (c.loadbalancers[0].pools[0].lb_algo = "x"), "loadbalancers[0].pools[0].lb_algo", "unknown field"],
     ["bad ipgroup entry", (c) => (c.loadbalancers[0].listeners[0].ipgroup = { type: "white", ip_list: ["10.0.0.0/33"] }), "loadbalancers[0].listeners[0].ipgroup.ip_list[0]", "address or CIDR"],
     ["persistence timeout 61", (c) => (c.loadbalancers[0].pools[0].session_persistence = { type: "SOURCE_IP", persistence_timeout: 61 }), "loadbalancers[0].pools[0].session_persistence.persistence_timeout", "1 to 60"],
