@@ -61,10 +61,6 @@ export function rangeContains(r: IpRange, family: Family, value: bigint): boolea
   return r.family === family && value >= r.start && value <= r.end;
 }
 
-/** Size of a CIDR (number of addresses), for subnet capacity. */
-export function rangeSize(r: IpRange): bigint {
-  return r.end - r.start + 1n;
-}
 
 export function bigIntToIpv4(v: bigint): string {
   const n = Number(v);
