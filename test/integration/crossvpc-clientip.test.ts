@@ -180,6 +180,26 @@ describe("cross-VPC rules at runtime", () => {
     await reject(() => h.addMember("p", { id: "one-too-many", address: "10.2.0.1", protocol_port: 80 }), "LB4.CROSSVPC_TOO_MANY_MEMBERS");
     expect(h.config.loadbalancers[0]!.pools[0]!.members).toHaveLength(492);
     await reject(() => h.reload({ ...h.config, loadbalancers: [{ ...h.config.loadbalancers[0]!, ip_target_enable: false }] }), "LB4.CROSSVPC_NOT_ENABLED");
+    // 15 free IPs: a /24 has 256 − 5 reserved = 251; 236 used leaves 15.
+    const vpc = h.config.vpcs[0]!;
+    await reject(() => h.reload({ ...h.config, vpcs: [{ ...vpc, subnets: [{ ...vpc.subnets[0]!, used_ips: 236 }] }] }), "LB4.CROSSVPC_SUBNET_CAPACITY");
+    expect(h.config.vpcs[0]!.subnets[0]!.used_ips).toBe(40); // the running config stayed
+  });
+
+  it("the member API refuses a cross-VPC member in a UDP pool", async () => {
+    const port = await freePort();
+    const base = lbConfig(port, {}, []);
+    const lb = base.loadbalancers![0]!;
+    const cfg = { ...base, loadbalancers: [{ ...lb, listeners: [], pools: [...lb.pools!, { id: "pu", protocol: "UDP" as const, members: [] }] }] } as ConfigInput;
+    const h = await startLoadBalancer(cfg);
+    handles.push(h);
+    const err = await h.addMember("pu", { id: "u1", address: "10.0.0.9", protocol_port: 53 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).problems.map((p) => p.code)).toContain("LB4.CROSSVPC_TCP_ONLY");
+    expect(h.config.loadbalancers[0]!.pools.find((p) => p.id === "pu")!.members).toHaveLength(0);
   });
 
   it("once enabled, cannot be disabled — also after a restart with the same state_dir", async () => {
