@@ -490,14 +490,14 @@ export class Engine {
       accessLog: this.accessLog,
       tuning: this.tuning,
       onSessionEnd: (sess) => {
-        if (sess.member) sess.listener.pool.touch(sess.clientIp, sess.member);
+        if (sess.member) sess.listener.pool.touch(sess.ip, sess.member);
       },
       headerFor: (sess, member) => {
         const mode = headerMode(sess.listener.pool, member);
         if (!mode) return undefined;
         const c = sess.client;
         return encodeHeader(mode, {
-          source: { address: sess.clientIp, port: sess.clientPort },
+          source: { address: sess.ip, port: sess.port },
           destination: { address: c.localAddress ?? lb.vip_address, port: c.localPort ?? sess.listener.config.protocol_port },
           transport: "TCP",
         });

@@ -80,9 +80,7 @@ function onEnd(this: Tagged): void {
 
 export class TcpSession implements ClientInfo {
   readonly client: Tagged;
-  readonly clientIp: string;
-  readonly clientPort: number;
-  /** ClientInfo for the scheduler: the session itself is passed to pick(). */
+  /** The client's address and port; the session itself is the ClientInfo passed to pick(). */
   readonly ip: string;
   readonly port: number;
   readonly listener: TcpListener;
@@ -106,8 +104,8 @@ export class TcpSession implements ClientInfo {
   constructor(listener: TcpListener, client: net.Socket, ip: string, now: number) {
     this.listener = listener;
     this.client = client as Tagged;
-    this.clientIp = this.ip = ip;
-    this.clientPort = this.port = client.remotePort ?? 0;
+    this.ip = ip;
+    this.port = client.remotePort ?? 0;
     this.startedAt = now;
     this.idleSince = now;
     this.client[kSession] = this;
@@ -122,7 +120,7 @@ export class TcpSession implements ClientInfo {
     if (!member) {
       if (this.tries === 0) {
         l.stats.refusedNoMember++;
-        l.deps.refusalLog.warn("no_member", { listener: l.config.id, client: this.clientIp, msg: "no eligible member; client refused" });
+        l.deps.refusalLog.warn("no_member", { listener: l.config.id, client: this.ip, msg: "no eligible member; client refused" });
       }
       this.fail(this.tries === 0 ? "closed" : "connect_failed", undefined, this.tries === 0);
       return;
@@ -249,7 +247,7 @@ export class TcpSession implements ClientInfo {
     if (l.accessLog) {
       const err = this.error ? `,"error":${JSON.stringify((this.error as NodeJS.ErrnoException).code ?? this.error.message)}` : "";
       l.deps.accessLog.write(
-        `${l.logPrefix},"client":"${this.clientIp}:${this.clientPort}","member":${m ? `"${m.key}","member_id":"${m.id}"` : 'null,"member_id":null'},` +
+        `${l.logPrefix},"client":"${this.ip}:${this.port}","member":${m ? `"${m.key}","member_id":"${m.id}"` : 'null,"member_id":null'},` +
           `"bytes_in":${bytesIn},"bytes_out":${bytesOut},"duration_ms":${Math.round(l.deps.clock() - this.startedAt)},"end":"${this.reason}"${err}`,
         "connection closed",
       );
