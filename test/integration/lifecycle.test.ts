@@ -1,43 +1,14 @@
 /** Member lifecycle through the engine on real loopback sockets: health, drain, fail-open, persistence. */
 import net from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
-import { startLoadBalancer, type LoadBalancerHandle } from "../../src/engine.js";
-import type { ConfigInput } from "../../src/config/schema.js";
-import { closed, connect, freePort, nameServer, request, silentServer, waitFor, type TestServer } from "../helpers/net.js";
+import { describe, expect, it } from "vitest";
+import { useEngineFixture } from "../helpers/engine.js";
+import { closed, connect, freePort, nameServer, request, silentServer, waitFor } from "../helpers/net.js";
 
-const handles: LoadBalancerHandle[] = [];
-const servers: TestServer[] = [];
+const fx = useEngineFixture();
+const track = fx.track;
 
-afterEach(async () => {
-  for (const h of handles.splice(0)) {
-    await waitFor(() => h.activeConnections() === 0, 5000, "active connections back to 0");
-    await h.close({ graceMs: 100 });
-  }
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
-
-async function track<T extends TestServer>(p: Promise<T>): Promise<T> {
-  const s = await p;
-  servers.push(s);
-  return s;
-}
-
-async function lb(pool: Record<string, unknown>, members: Array<Record<string, unknown>>): Promise<{ h: LoadBalancerHandle; port: number }> {
-  const port = await freePort();
-  const config: ConfigInput = {
-    log: { level: "silent" },
-    loadbalancers: [
-      {
-        id: "lb-1",
-        vip_address: "127.0.0.1",
-        listeners: [{ id: "ls-1", protocol: "TCP", protocol_port: port, default_pool_id: "pool-1" }],
-        pools: [{ id: "pool-1", protocol: "TCP", ...pool, members: members.map((m, i) => ({ id: `m-${i}`, address: "127.0.0.1", ...m })) as never }],
-      },
-    ],
-  };
-  const h = await startLoadBalancer(config, { tuning: { tickMs: 100, connectTimeoutMs: 1000 } });
-  handles.push(h);
-  return { h, port };
+function lb(pool: Record<string, unknown>, members: Array<Record<string, unknown>>) {
+  return fx.lb({ pool, members });
 }
 
 const fastMonitor = { type: "TCP", delay: 1, timeout: 1, max_retries: 2, max_retries_down: 2 };
@@ -52,7 +23,7 @@ describe("health checks through the engine", () => {
     await waitFor(() => [...members.values()].every((m) => m.status === "ONLINE"), 3000, "both members ONLINE after the first check");
 
     await b.close();
-    servers.splice(servers.indexOf(b), 1);
+    fx.servers.splice(fx.servers.indexOf(b), 1);
     const t0 = Date.now();
     await waitFor(() => members.get("m-1")!.status === "OFFLINE", 5000, "member b OFFLINE");
     // delay × max_retries_down + timeout = 3 s, plus the first check's random offset (≤ delay).

@@ -2,56 +2,17 @@
 import { createHash, randomBytes } from "node:crypto";
 import net from "node:net";
 import { once } from "node:events";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { startLoadBalancer, type LoadBalancerHandle } from "../../src/engine.js";
+import { describe, expect, it } from "vitest";
 import type { TcpListener } from "../../src/dataplane/tcp.js";
-import type { ConfigInput } from "../../src/config/schema.js";
-import { closed, connect, customServer, echoServer, freePort, nameServer, request, silentServer, waitFor, type TestServer } from "../helpers/net.js";
+import { useEngineFixture } from "../helpers/engine.js";
+import { closed, connect, customServer, echoServer, freePort, nameServer, request, silentServer, waitFor } from "../helpers/net.js";
 
-const handles: LoadBalancerHandle[] = [];
-const servers: TestServer[] = [];
+const fx = useEngineFixture();
+const track = fx.track;
 
-afterEach(async () => {
-  for (const h of handles) {
-    await waitFor(() => h.activeConnections() === 0, 5000, "active connections back to 0");
-    expect(h.activeConnections()).toBe(0);
-    await h.close({ graceMs: 100 });
-  }
-  handles.length = 0;
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
-
-afterAll(() => expect(handles.length).toBe(0));
-
-async function lb(members: Array<{ port: number; weight?: number; id?: string }>, listener: Record<string, unknown> = {}, pool: Record<string, unknown> = {}): Promise<{ h: LoadBalancerHandle; port: number }> {
-  const port = await freePort();
-  const config: ConfigInput = {
-    log: { level: "silent" },
-    loadbalancers: [
-      {
-        id: "lb-1",
-        vip_address: "127.0.0.1",
-        listeners: [{ id: "ls-1", protocol: "TCP", protocol_port: port, default_pool_id: "pool-1", ...listener }],
-        pools: [
-          {
-            id: "pool-1",
-            protocol: "TCP",
-            ...pool,
-            members: members.map((m, i) => ({ id: m.id ?? `m-${i}`, address: "127.0.0.1", protocol_port: m.port, weight: m.weight ?? 1 })),
-          },
-        ],
-      },
-    ],
-  };
-  const h = await startLoadBalancer(config, { tuning: { tickMs: 100, connectTimeoutMs: 1000 } });
-  handles.push(h);
-  return { h, port };
-}
-
-async function track<T extends TestServer>(p: Promise<T>): Promise<T> {
-  const s = await p;
-  servers.push(s);
-  return s;
+/** Members as { port, weight?, id? } on 127.0.0.1. */
+function lb(members: Array<{ port: number; weight?: number; id?: string }>, listener: Record<string, unknown> = {}, pool: Record<string, unknown> = {}) {
+  return fx.lb({ members: members.map((m, i) => ({ id: m.id ?? `m-${i}`, protocol_port: m.port, weight: m.weight ?? 1 })), listener, pool });
 }
 
 describe("TCP forwarding", () => {

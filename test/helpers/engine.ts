@@ -1,0 +1,55 @@
+/**
+ * An in-process engine fixture for integration tests: one TCP load balancer with one
+ * pool on a free loopback port, plus tracking so that after each test every connection
+ * is back to 0 (asserted), every engine is closed and every test server is stopped.
+ */
+import { afterEach, expect } from "vitest";
+import type { ConfigInput } from "../../src/config/schema.js";
+import { startLoadBalancer, type LoadBalancerHandle } from "../../src/engine.js";
+import { freePort, waitFor, type TestServer } from "./net.js";
+
+export interface EngineFixture {
+  /** Start lb-1 / ls-1 / pool-1 (TCP) over `members` (ids default to m-0, m-1, …). */
+  lb(opts: { members: Array<Record<string, unknown>>; listener?: Record<string, unknown>; pool?: Record<string, unknown> }): Promise<{ h: LoadBalancerHandle; port: number }>;
+  /** Stop this server after the test. */
+  track<T extends TestServer>(p: Promise<T>): Promise<T>;
+  readonly servers: TestServer[];
+}
+
+export function useEngineFixture(): EngineFixture {
+  const handles: LoadBalancerHandle[] = [];
+  const servers: TestServer[] = [];
+  afterEach(async () => {
+    for (const h of handles.splice(0)) {
+      await waitFor(() => h.activeConnections() === 0, 5000, "active connections back to 0");
+      expect(h.activeConnections()).toBe(0);
+      await h.close({ graceMs: 100 });
+    }
+    await Promise.all(servers.splice(0).map((s) => s.close()));
+  });
+  return {
+    servers,
+    async lb({ members, listener = {}, pool = {} }) {
+      const port = await freePort();
+      const config = {
+        log: { level: "silent" },
+        loadbalancers: [
+          {
+            id: "lb-1",
+            vip_address: "127.0.0.1",
+            listeners: [{ id: "ls-1", protocol: "TCP", protocol_port: port, default_pool_id: "pool-1", ...listener }],
+            pools: [{ id: "pool-1", protocol: "TCP", ...pool, members: members.map((m, i) => ({ id: `m-${i}`, address: "127.0.0.1", ...m })) }],
+          },
+        ],
+      } as ConfigInput;
+      const h = await startLoadBalancer(config, { tuning: { tickMs: 100, connectTimeoutMs: 1000 } });
+      handles.push(h);
+      return { h, port };
+    },
+    async track(p) {
+      const s = await p;
+      servers.push(s);
+      return s;
+    },
+  };
+}
