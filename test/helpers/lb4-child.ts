@@ -3,6 +3,7 @@
  * temp config and state_dir, an HTTP client for its admin API, the CLI as a child, and
  * line-oriented backends that say who they are and then echo.
  */
+import { afterEach, beforeEach } from "vitest";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
@@ -267,4 +268,22 @@ export function adminConfig(adminPort: number, stateDir: string, loadbalancers: 
     ...extra,
     loadbalancers,
   };
+}
+
+/**
+ * Per-test fixture for child-process tests: a fresh temp dir before each test; after it,
+ * every tracked client destroyed, every lb4 child killed, every server closed, the dir removed.
+ */
+export function useChildFixture(): { readonly dir: string; servers: TestServer[]; clients: LineClient[] } {
+  const fx = { dir: "", servers: [] as TestServer[], clients: [] as LineClient[] };
+  beforeEach(async () => {
+    fx.dir = await tempDir();
+  });
+  afterEach(async () => {
+    for (const c of fx.clients.splice(0)) c.destroy();
+    await killAll();
+    await Promise.all(fx.servers.splice(0).map((s) => s.close()));
+    await removeDir(fx.dir);
+  });
+  return fx;
 }

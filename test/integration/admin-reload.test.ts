@@ -4,24 +4,12 @@
  * accepting, new ones serve, and an invalid file is refused whole.
  */
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { freePort, waitFor, type TestServer } from "../helpers/net.js";
-import { LineClient, TOKEN, adminConfig, api, connectTo, killAll, namedEcho, refused, removeDir, runCli, startLb4, tempDir, whoAnswers, writeConfig } from "../helpers/lb4-child.js";
+import { describe, expect, it } from "vitest";
+import { freePort, waitFor } from "../helpers/net.js";
+import { useChildFixture, TOKEN, adminConfig, api, connectTo, namedEcho, refused, runCli, startLb4, whoAnswers, writeConfig } from "../helpers/lb4-child.js";
 
-let dir: string;
-const servers: TestServer[] = [];
-const clients: LineClient[] = [];
-
-beforeEach(async () => {
-  dir = await tempDir();
-});
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.destroy();
-  await killAll();
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-  await removeDir(dir);
-});
+const fx = useChildFixture();
+const { servers, clients } = fx;
 
 interface Spec {
   weightA: number;
@@ -39,7 +27,7 @@ describe("reload", () => {
     const ports: Record<string, number> = {};
     for (const id of ["ls-1", "ls-2", "ls-3", "ls-4"]) ports[id] = await freePort();
     const adminPort = await freePort();
-    const file = path.join(dir, "lb4.yaml");
+    const file = path.join(fx.dir, "lb4.yaml");
     const spec: Spec = { weightA: 1, withB: false, keepalive: 300, listeners: ["ls-1", "ls-2"] };
     const write = () =>
       writeConfig(

@@ -4,26 +4,14 @@
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { unsupportedFeatures } from "../../src/config/support.js";
 import { parseConfig } from "../../src/config/validate.js";
 import { freePort, waitFor, type TestServer } from "../helpers/net.js";
-import { LineClient, TOKEN, adminConfig, api, connectTo, killAll, namedEcho, removeDir, startLb4, tempDir, whoAnswers, writeConfig } from "../helpers/lb4-child.js";
+import { useChildFixture, TOKEN, adminConfig, api, connectTo, namedEcho, startLb4, whoAnswers, writeConfig } from "../helpers/lb4-child.js";
 
-let dir: string;
-const servers: TestServer[] = [];
-const clients: LineClient[] = [];
-
-beforeEach(async () => {
-  dir = await tempDir();
-});
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.destroy();
-  await killAll();
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-  await removeDir(dir);
-});
+const fx = useChildFixture();
+const { servers, clients } = fx;
 
 async function backend(name: string): Promise<TestServer> {
   const s = await namedEcho(name);
@@ -45,7 +33,7 @@ async function names(port: number, n: number): Promise<string[]> {
 
 async function readState(): Promise<string> {
   try {
-    return await readFile(path.join(dir, "state", "state.json"), "utf8");
+    return await readFile(path.join(fx.dir, "state", "state.json"), "utf8");
   } catch {
     return "";
   }
@@ -65,7 +53,7 @@ describe("member changes through the admin API reach traffic", () => {
     const a = await backend("a");
     const b = await backend("b");
     const [port, adminPort] = [await freePort(), await freePort()];
-    const file = path.join(dir, "lb4.yaml");
+    const file = path.join(fx.dir, "lb4.yaml");
     await writeConfig(
       file,
       adminConfig(adminPort, "./state", [
@@ -128,7 +116,7 @@ describe("refused requests change nothing", () => {
   it("each invalid request class gets its 4xx and leaves members and state.json as they were", async () => {
     const a = await backend("a");
     const [port, adminPort] = [await freePort(), await freePort()];
-    const file = path.join(dir, "lb4.yaml");
+    const file = path.join(fx.dir, "lb4.yaml");
     await writeConfig(
       file,
       adminConfig(adminPort, "./state", [
@@ -215,7 +203,7 @@ describe("refused requests change nothing", () => {
     `an IPv6 cross-VPC member is refused with 400 and changes nothing${crossVpcServed ? "" : " (SKIPPED: this build refuses ip_target_enable as not supported yet)"}`,
     async () => {
       const [port, adminPort] = [await freePort(), await freePort()];
-      const file = path.join(dir, "lb4.yaml");
+      const file = path.join(fx.dir, "lb4.yaml");
       const lbCfg = { ...crossVpcConfig.loadbalancers[0]!, listeners: [{ id: "ls-x", protocol: "TCP", protocol_port: port, default_pool_id: "pool-x" }] };
       await writeConfig(file, adminConfig(adminPort, "./state", [lbCfg], { vpcs: crossVpcConfig.vpcs }));
       const lb = await startLb4(file, adminPort);
@@ -249,7 +237,7 @@ describe("acknowledged changes survive kill -9", () => {
     const b = await backend("b");
     const c = await backend("c");
     const [port, adminPort] = [await freePort(), await freePort()];
-    const file = path.join(dir, "lb4.yaml");
+    const file = path.join(fx.dir, "lb4.yaml");
     await writeConfig(
       file,
       adminConfig(adminPort, "./state", [
