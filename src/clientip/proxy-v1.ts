@@ -4,8 +4,8 @@
  * at most 107 bytes including CRLF. Decoding is strict: single spaces, canonical numbers
  * (no heading zeroes), addresses of the announced family, CRLF only.
  */
-import { formatIPv6, parseAddressText, parseIPv4Into, parseIPv6Into } from "./ip.js";
-import { checkPort, HeaderError, NEED_MORE, type DecodeResult, type HeaderInput } from "./types.js";
+import { formatIPv6, parseIPv4Into, parseIPv6Into } from "./ip.js";
+import { HeaderError, NEED_MORE, parseEndpoint, type DecodeResult, type HeaderInput } from "./types.js";
 
 export const PROXY_V1_MAX_LENGTH = 107;
 const UNKNOWN_LINE = "PROXY UNKNOWN\r\n";
@@ -41,21 +41,13 @@ export function encodeProxyV1(input: HeaderInput): Buffer {
     throw new HeaderError("LB4.HEADER_UNSUPPORTED", "proxy_v1 carries TCP only; use proxy_v2 for UDP");
   }
   const { source, destination } = input;
-  checkPort(source.port, "source");
-  checkPort(destination.port, "destination");
-  const fs = parseAddressText(source.address, scratchA);
-  if (fs === 0) throw badAddress("source", source.address);
-  const fd = parseAddressText(destination.address, scratchB);
-  if (fd === 0) throw badAddress("destination", destination.address);
+  const fs = parseEndpoint("proxy_v1", "source", source, scratchA);
+  const fd = parseEndpoint("proxy_v1", "destination", destination, scratchB);
   const line =
     fs === 4 && fd === 4
       ? `PROXY TCP4 ${v4Text(source.address, scratchA)} ${v4Text(destination.address, scratchB)} ${source.port} ${destination.port}\r\n`
       : `PROXY TCP6 ${v6Text(source.address, fs, scratchA)} ${v6Text(destination.address, fd, scratchB)} ${source.port} ${destination.port}\r\n`;
   return Buffer.from(line, "latin1");
-}
-
-function badAddress(which: string, address: unknown): HeaderError {
-  return new HeaderError("LB4.HEADER_BAD_ADDRESS", `proxy_v1: ${which} address ${JSON.stringify(address)} is not an IP address`);
 }
 
 /**

@@ -4,8 +4,8 @@
  * 0x12 UDP4, 0x21 TCP6, 0x22 UDP6, 0x00 UNSPEC), 2-byte BE length, then addresses,
  * ports and optional TLVs (skipped).
  */
-import { formatIPv4, formatIPv6, parseAddressText } from "./ip.js";
-import { checkPort, HeaderError, NEED_MORE, type DecodeResult, type HeaderInput, type ProxyHeaderInfo } from "./types.js";
+import { formatIPv4, formatIPv6 } from "./ip.js";
+import { HeaderError, NEED_MORE, parseEndpoint, type DecodeResult, type HeaderInput, type ProxyHeaderInfo } from "./types.js";
 
 export const PROXY_V2_SIGNATURE: Readonly<Uint8Array> = Uint8Array.of(
   0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a,
@@ -40,12 +40,8 @@ function put16(out: Buffer, off: number, fam: 4 | 6, bytes: Uint8Array): void {
 export function encodeProxyV2(input: HeaderInput): Buffer {
   if (input.command === "LOCAL") return Buffer.from(LOCAL_HEADER);
   const { source, destination } = input;
-  checkPort(source.port, "source");
-  checkPort(destination.port, "destination");
-  const fs = parseAddressText(source.address, scratchA);
-  if (fs === 0) throw badAddress("source", source.address);
-  const fd = parseAddressText(destination.address, scratchB);
-  if (fd === 0) throw badAddress("destination", destination.address);
+  const fs = parseEndpoint("proxy_v2", "source", source, scratchA);
+  const fd = parseEndpoint("proxy_v2", "destination", destination, scratchB);
   const t = input.transport === "UDP" ? 0x02 : 0x01;
   const sp = source.port;
   const dp = destination.port;
@@ -83,10 +79,6 @@ export function encodeProxyV2(input: HeaderInput): Buffer {
   out[po + 2] = dp >>> 8;
   out[po + 3] = dp & 0xff;
   return out;
-}
-
-function badAddress(which: string, address: unknown): HeaderError {
-  return new HeaderError("LB4.HEADER_BAD_ADDRESS", `proxy_v2: ${which} address ${JSON.stringify(address)} is not an IP address`);
 }
 
 /**

@@ -3,8 +3,8 @@
  * IPv6 client `FD 14 PORT(2 BE) IPv6(16)` (20 bytes). Kind/length as the TOA module's
  * TCP options 254/8 and 253/20. Only the source (client) travels.
  */
-import { formatIPv4, formatIPv6, parseAddressText } from "./ip.js";
-import { checkPort, HeaderError, NEED_MORE, type DecodeResult, type EncodeAddress } from "./types.js";
+import { formatIPv4, formatIPv6 } from "./ip.js";
+import { HeaderError, NEED_MORE, parseEndpoint, type DecodeResult, type EncodeAddress } from "./types.js";
 
 export const TOA_KIND_V4 = 0xfe;
 export const TOA_LEN_V4 = 8;
@@ -14,8 +14,7 @@ export const TOA_LEN_V6 = 20;
 const scratch = new Uint8Array(16);
 
 export function encodeToa(source: EncodeAddress): Buffer {
-  checkPort(source.port, "source");
-  const fam = parseAddressText(source.address, scratch);
+  const fam = parseEndpoint("toa", "source", source, scratch);
   const p = source.port;
   if (fam === 4) {
     const out = Buffer.allocUnsafe(TOA_LEN_V4);
@@ -29,16 +28,13 @@ export function encodeToa(source: EncodeAddress): Buffer {
     out[7] = scratch[3]!;
     return out;
   }
-  if (fam === 6) {
-    const out = Buffer.allocUnsafe(TOA_LEN_V6);
-    out[0] = TOA_KIND_V6;
-    out[1] = TOA_LEN_V6;
-    out[2] = p >>> 8;
-    out[3] = p & 0xff;
-    out.set(scratch, 4);
-    return out;
-  }
-  throw new HeaderError("LB4.HEADER_BAD_ADDRESS", `toa: source address ${JSON.stringify(source.address)} is not an IP address`);
+  const out = Buffer.allocUnsafe(TOA_LEN_V6);
+  out[0] = TOA_KIND_V6;
+  out[1] = TOA_LEN_V6;
+  out[2] = p >>> 8;
+  out[3] = p & 0xff;
+  out.set(scratch, 4);
+  return out;
 }
 
 /** Incremental: not-done until the whole 8/20 bytes are in; a wrong kind/length byte throws at once. */

@@ -3,6 +3,7 @@
  * Pure: no sockets here.
  */
 import { Lb4Error } from "../errors.js";
+import { parseAddressText } from "./ip.js";
 
 /** The header kinds of SPEC §7 (config's `auto`/`off` resolve to one of these or none). */
 export type ClientIpMode = "toa" | "proxy_v1" | "proxy_v2";
@@ -85,4 +86,15 @@ export function checkPort(port: unknown, what: string): asserts port is number {
   if (typeof port !== "number" || !Number.isInteger(port) || port < 0 || port > 65535) {
     throw new HeaderError("LB4.HEADER_BAD_ADDRESS", `${what} port must be an integer 0..65535, got ${String(port)}`);
   }
+}
+
+/**
+ * Check one endpoint of a header to encode and parse its address into `out`; returns the
+ * family. Throws LB4.HEADER_BAD_ADDRESS naming the codec and the endpoint.
+ */
+export function parseEndpoint(codec: string, which: "source" | "destination", ep: EncodeAddress, out: Uint8Array): 4 | 6 {
+  checkPort(ep.port, which);
+  const family = parseAddressText(ep.address, out);
+  if (family === 0) throw new HeaderError("LB4.HEADER_BAD_ADDRESS", `${codec}: ${which} address ${JSON.stringify(ep.address)} is not an IP address`);
+  return family;
 }
