@@ -221,15 +221,23 @@ const CLK_TCK = (() => {
   return Number.isFinite(n) && n > 0 ? n : 100;
 })();
 
-/** CPU seconds (user+system) used so far by every process in process group `pgid`. */
-export function groupCpuSeconds(pgid: number): number {
-  let ticks = 0;
-  let entries: string[];
+interface ProcStat {
+  pid: number;
+  ppid: number;
+  pgrp: number;
+  /** user + system CPU, in clock ticks */
+  ticks: number;
+}
+
+/** One line of /proc/PID/stat per process; empty where there is no /proc. */
+function procStats(): ProcStat[] {
+  let entries: string[] = [];
   try {
     entries = fs.readdirSync("/proc");
   } catch {
-    return NaN;
+    return [];
   }
+  const out: ProcStat[] = [];
   for (const e of entries) {
     if (!/^\d+$/.test(e)) continue;
     let stat: string;
@@ -240,9 +248,17 @@ export function groupCpuSeconds(pgid: number): number {
     }
     // Fields after the ")" of comm: state(3) ppid(4) pgrp(5) ... utime(14) stime(15)
     const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (Number(rest[2]) !== pgid) continue;
-    ticks += Number(rest[11]) + Number(rest[12]);
+    out.push({ pid: Number(e), ppid: Number(rest[1]), pgrp: Number(rest[2]), ticks: Number(rest[11]) + Number(rest[12]) });
   }
+  return out;
+}
+
+/** CPU seconds (user+system) used so far by every process in process group `pgid`. */
+export function groupCpuSeconds(pgid: number): number {
+  const stats = procStats();
+  if (stats.length === 0) return NaN;
+  let ticks = 0;
+  for (const p of stats) if (p.pgrp === pgid) ticks += p.ticks;
   return ticks / CLK_TCK;
 }
 
@@ -258,24 +274,7 @@ export function pinSelf(cpu: number): boolean {
  * machine used during a run (other people's benchmarks make figures noisy).
  */
 export function foreignCpuSnapshot(): Map<number, number> {
-  const procs: Array<{ pid: number; ppid: number; pgrp: number; ticks: number }> = [];
-  let entries: string[] = [];
-  try {
-    entries = fs.readdirSync("/proc");
-  } catch {
-    /* no /proc */
-  }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    let stat: string;
-    try {
-      stat = fs.readFileSync(`/proc/${e}/stat`, "utf8");
-    } catch {
-      continue;
-    }
-    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    procs.push({ pid: Number(e), ppid: Number(rest[1]), pgrp: Number(rest[2]), ticks: Number(rest[11]) + Number(rest[12]) });
-  }
+  const procs = procStats();
   const ours = new Set<number>([process.pid]);
   for (const p of procs) if (p.ppid === process.pid) ours.add(p.pid);
   const out = new Map<number, number>();
