@@ -75,7 +75,12 @@ function onDrain(this: Tagged): void {
 }
 function onEnd(this: Tagged): void {
   const peer = this[kPeer]!;
-  if (!peer.destroyed) peer.end(); // half-close: pass the FIN on, keep the other way open
+  if (peer.destroyed) return;
+  // Half-close: pass the FIN on, keep the other way open. When the peer's own FIN came
+  // first and nothing is queued for it, both ways are done: close() delivers what the kernel
+  // holds and then the FIN, which saves the shutdown() round trip (HAProxy closes the same way).
+  if (peer.readableEnded && peer.writableLength === 0) peer.destroy();
+  else peer.end();
 }
 
 export class TcpSession implements ClientInfo {
@@ -293,6 +298,8 @@ export class TcpListener implements Listener {
   /** The constant head of this listener's access-log lines. */
   logPrefix: string;
   private closing = false;
+  /** TCP_NODELAY must be set on each accepted socket (it could not be inherited). */
+  private noDelayPerSocket = true;
 
   constructor(config: ListenerConfig, pool: PoolRuntime, acl: AccessList, deps: TcpListenerDeps) {
     this.config = config;
@@ -301,7 +308,7 @@ export class TcpListener implements Listener {
     this.deps = deps;
     this.accessLog = deps.logger.isLevelEnabled("info");
     this.logPrefix = `"ev":"tcp_conn","lb":"${deps.lbId}","listener":"${config.id}"`;
-    this.server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true }, (s) => this.accept(s));
+    this.server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => this.accept(s));
   }
 
   listen(): Promise<void> {
@@ -310,6 +317,7 @@ export class TcpListener implements Listener {
       this.server.once("error", onError);
       this.server.listen({ host: this.deps.vip, port: this.config.protocol_port, exclusive: true }, () => {
         this.server.off("error", onError);
+        this.noDelayPerSocket = !setListenerNoDelay(this.server);
         this.server.on("error", (err) => this.deps.logger.error({ listener: this.config.id, err }, "listener error"));
         resolve();
       });
@@ -339,6 +347,7 @@ export class TcpListener implements Listener {
       socket.destroy();
       return;
     }
+    if (this.noDelayPerSocket) socket.setNoDelay(true);
     this.stats.active++;
     const s = new TcpSession(this, socket, ip, this.deps.clock());
     this.sessions.add(s);
@@ -365,4 +374,16 @@ export class TcpListener implements Listener {
     const a = this.server.address();
     return a && typeof a === "object" ? a : undefined;
   }
+}
+
+/**
+ * TCP_NODELAY on the listening socket, so accepted sockets inherit it (Linux copies it into
+ * each child socket): one setsockopt per listener instead of one per connection. A proxy
+ * must not add Nagle delays to what either side sends. Returns false where that is not
+ * available, and the caller sets it per socket.
+ */
+export function setListenerNoDelay(server: net.Server): boolean {
+  if (process.platform !== "linux") return false;
+  const handle = (server as unknown as { _handle?: { setNoDelay?: (on: boolean) => number } })._handle;
+  return typeof handle?.setNoDelay === "function" && handle.setNoDelay(true) === 0;
 }

@@ -5,6 +5,8 @@
  * engine hooks, which fire a few times a second at most.
  */
 import client from "prom-client";
+import { pino } from "pino";
+import { LineBatcher } from "../log.js";
 import type { Engine } from "../engine.js";
 import type { ListenerStats } from "../dataplane/stats.js";
 
@@ -126,6 +128,16 @@ export function createMetrics(engine: Engine, opts: { processMetrics?: boolean }
       this.reset();
       this.inc({ result: "ok" }, engine.reloads.ok);
       this.inc({ result: "failed" }, engine.reloads.failed);
+    },
+  });
+  new client.Counter({
+    name: "lb4_log_lines_dropped_total",
+    help: "Log lines dropped because stdout did not keep up (more than 8 MiB waiting)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      const dest = (engine.logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
+      if (dest instanceof LineBatcher) this.inc(dest.dropped);
     },
   });
 

@@ -80,6 +80,7 @@ describe("metrics", () => {
     expect(value(body, "lb4_member_weight", { member: "m-1" })).toBe(0);
     expect(value(body, "lb4_member_effective_weight", { member: "m-1" })).toBe(0);
     expect(value(body, "lb4_member_up", { member: "m-1" })).toBe(1);
+    expect(value(body, "lb4_log_lines_dropped_total", {})).toBe(0);
   });
 });
 

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from "node:crypto";
 import net from "node:net";
 import { once } from "node:events";
 import { describe, expect, it } from "vitest";
-import type { TcpListener } from "../../src/dataplane/tcp.js";
+import { setListenerNoDelay, type TcpListener } from "../../src/dataplane/tcp.js";
 import { useEngineFixture } from "../helpers/engine.js";
 import { closed, connect, customServer, echoServer, freePort, nameServer, request, silentServer, waitFor } from "../helpers/net.js";
 
@@ -108,6 +108,17 @@ describe("TCP forwarding", () => {
     await waitFor(() => hold.accepted === 3, 5000, "third upstream connection");
     c2.destroy();
     c4.destroy();
+  });
+
+  it("TCP_NODELAY is set once on the listening socket where accepted sockets inherit it (Linux)", async () => {
+    const srv = net.createServer();
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    try {
+      // false means lb4 falls back to one setsockopt per accepted socket: correct, only slower.
+      expect(setListenerNoDelay(srv)).toBe(process.platform === "linux");
+    } finally {
+      srv.close();
+    }
   });
 
   it("moves 1 MiB each way intact, client half-closing first", async () => {

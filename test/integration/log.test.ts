@@ -1,0 +1,78 @@
+/**
+ * The log destination (src/log.ts): lines batched as bytes, written in order, nothing lost
+ * on flush, multi-byte text intact, lines larger than a batch passed through whole.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { AccessLog } from "../../src/dataplane/access-log.js";
+import { BATCH_BYTES, createLogger } from "../../src/log.js";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function logFile(): { file: string; fd: number } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lb4-log-"));
+  dirs.push(dir);
+  const file = path.join(dir, "out.log");
+  return { file, fd: fs.openSync(file, "w") };
+}
+
+const flushed = (logger: ReturnType<typeof createLogger>) =>
+  new Promise<void>((resolve, reject) => logger.flush((err?: Error) => (err ? reject(err) : resolve())));
+
+function readLines(file: string): Array<Record<string, unknown>> {
+  return fs
+    .readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe("log destination", () => {
+  it("keeps pino lines and access-log lines in the order they were written, across many batches", async () => {
+    const { file, fd } = logFile();
+    const logger = createLogger("info", { pretty: false, fd });
+    const access = new AccessLog(logger);
+    const n = 5000; // ~1 MB: many BATCH_BYTES batches
+    for (let i = 0; i < n; i++) {
+      if (i % 2 === 0) logger.info({ ev: "x", i }, "pino line");
+      else access.write(`"ev":"tcp_conn","i":${i}`, "connection closed");
+    }
+    await flushed(logger);
+    fs.closeSync(fd);
+    const lines = readLines(file);
+    expect(lines).toHaveLength(n);
+    expect(lines.map((l) => l.i)).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(lines[1]).toMatchObject({ level: 30, ev: "tcp_conn", msg: "connection closed", pid: process.pid });
+    expect(fs.statSync(file).size).toBeGreaterThan(4 * BATCH_BYTES);
+  });
+
+  it("writes multi-byte UTF-8 and a line larger than a whole batch intact", async () => {
+    const { file, fd } = logFile();
+    const logger = createLogger("info", { pretty: false, fd });
+    const big = "é€😀".repeat(BATCH_BYTES); // ~9 bytes per repeat: far more than one batch
+    logger.info({ ev: "small", s: "naïve – ✓" }, "before");
+    logger.info({ ev: "big", s: big }, "big");
+    logger.info({ ev: "after" }, "after");
+    await flushed(logger);
+    fs.closeSync(fd);
+    const lines = readLines(file);
+    expect(lines.map((l) => l.ev)).toEqual(["small", "big", "after"]);
+    expect(lines[0]!.s).toBe("naïve – ✓");
+    expect(lines[1]!.s).toBe(big);
+  });
+
+  it("a quiet log is written within the flush interval, without an explicit flush", async () => {
+    const { file, fd } = logFile();
+    const logger = createLogger("info", { pretty: false, fd });
+    logger.info({ ev: "lonely" }, "one line");
+    const deadline = Date.now() + 3000;
+    while (fs.statSync(file).size === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    fs.closeSync(fd);
+    expect(readLines(file).map((l) => l.ev)).toEqual(["lonely"]);
+  });
+});
