@@ -51,7 +51,8 @@ export class LineBatcher {
       this.flushPending();
       if (line.length * 3 > this.buf.length) return this.out.write(Buffer.from(line) as unknown as string);
     }
-    this.off += this.buf.write(line, this.off);
+    // utf8Write: Buffer#write without its argument normalisation (~0.5 µs a line less).
+    this.off += (this.buf as unknown as Utf8Writable).utf8Write(line, this.off);
     if (this.off >= BATCH_BYTES) this.flushPending();
     return true;
   }
@@ -79,6 +80,10 @@ export class LineBatcher {
       // stdout gone (EPIPE) or not ready: nothing more can be written at exit.
     }
   }
+}
+
+interface Utf8Writable {
+  utf8Write(s: string, offset: number): number;
 }
 
 /** A logger that drops everything (embedding without logs, tests). */

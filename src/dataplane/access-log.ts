@@ -15,6 +15,8 @@ interface Destination {
 export class AccessLog {
   private readonly stream: Destination;
   private readonly bindings: string;
+  private lastMs = 0;
+  private lastTime = "0";
 
   constructor(logger: Logger) {
     const l = logger as unknown as Record<symbol, unknown>;
@@ -22,8 +24,17 @@ export class AccessLog {
     this.bindings = (l[pino.symbols.chindingsSym] as string | undefined) ?? "";
   }
 
-  /** `fields` is a JSON object body without braces, e.g. `"ev":"tcp_conn","bytes_in":5`. */
-  write(fields: string, msg: string): void {
-    this.stream.write(`{"level":30,"time":${Date.now()}${this.bindings},${fields},"msg":"${msg}"}\n`);
+  /**
+   * `body` is the rest of the JSON object after the bindings, without braces, ending with
+   * the message, e.g. `"ev":"tcp_conn","bytes_in":5,"msg":"connection closed"`.
+   */
+  write(body: string): void {
+    // Epoch ms is a heap number: its text is made once per millisecond, not once per line.
+    const ms = Date.now();
+    if (ms !== this.lastMs) {
+      this.lastMs = ms;
+      this.lastTime = String(ms);
+    }
+    this.stream.write(`{"level":30,"time":${this.lastTime}${this.bindings},${body}}\n`);
   }
 }

@@ -13,6 +13,8 @@ export function memberKey(address: string, port: number): string {
 
 export class MemberRuntime implements Schedulable {
   readonly key: string;
+  /** The member's part of an access-log line, built once (address, port and id never change). */
+  readonly logField: string;
   config: MemberConfig;
   /** Connections/flows open now (read live by LEAST_CONNECTIONS). */
   active = 0;
@@ -32,6 +34,7 @@ export class MemberRuntime implements Schedulable {
   constructor(config: MemberConfig, monitored: boolean) {
     this.config = config;
     this.key = memberKey(config.address, config.protocol_port);
+    this.logField = `"member":${JSON.stringify(this.key)},"member_id":${JSON.stringify(config.id)}`;
     this.status = monitored ? "OFFLINE" : "NO_MONITOR";
   }
 

@@ -40,7 +40,7 @@ describe("log destination", () => {
     const n = 5000; // ~1 MB: many BATCH_BYTES batches
     for (let i = 0; i < n; i++) {
       if (i % 2 === 0) logger.info({ ev: "x", i }, "pino line");
-      else access.write(`"ev":"tcp_conn","i":${i}`, "connection closed");
+      else access.write(`"ev":"tcp_conn","i":${i},"msg":"connection closed"`);
     }
     await flushed(logger);
     fs.closeSync(fd);
