@@ -315,6 +315,7 @@ export class Engine {
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = undefined;
     await this.health.close();
+    this.accessLog.close();
   }
 
   private serialise<T>(fn: () => Promise<T>): Promise<T> {

@@ -21,6 +21,13 @@ export const BATCH_BYTES = 64 * 1024;
 /** Bytes waiting for a slow stdout before new lines are dropped (and counted). */
 export const MAX_PENDING_BYTES = 8 * 1024 * 1024;
 
+/** Lines a producer keeps as records and formats in a batch when asked (see AccessLog). */
+export interface DeferredLines {
+  readonly pending: number;
+  /** Write every pending line to the destination now, oldest first. */
+  drain(): void;
+}
+
 /**
  * A pino destination that gathers lines as UTF-8 bytes in one buffer and hands each full
  * batch to sonic-boom in buffer mode, which does the async writes, EAGAIN retries and the
@@ -35,6 +42,8 @@ export class LineBatcher {
   private readonly out: ReturnType<typeof pino.destination>;
   private buf = Buffer.allocUnsafe(2 * BATCH_BYTES);
   private off = 0;
+  /** Sources of lines formatted late (each engine's access log). */
+  private deferred: DeferredLines[] = [];
 
   constructor(opts: { fd: number }) {
     // minLength 1: every batch is written at once, and sonic-boom's flush(cb) still waits
@@ -45,7 +54,26 @@ export class LineBatcher {
     process.once("exit", () => this.flushSync());
   }
 
+  /** A source of lines formatted late (the access log); drained before any other line. */
+  attach(source: DeferredLines): void {
+    this.deferred.push(source);
+  }
+
+  detach(source: DeferredLines): void {
+    if (source.pending > 0) source.drain();
+    this.deferred = this.deferred.filter((d) => d !== source);
+  }
+
+  private drainDeferred(): void {
+    for (const d of this.deferred) if (d.pending > 0) d.drain();
+  }
+
   write(line: string): boolean {
+    if (this.deferred.length > 0) this.drainDeferred();
+    return this.append(line);
+  }
+
+  private append(line: string): boolean {
     // 3 bytes per UTF-16 unit is the UTF-8 worst case, so a line that passes never truncates.
     if (this.off + line.length * 3 > this.buf.length) {
       this.flushPending();
@@ -59,6 +87,7 @@ export class LineBatcher {
 
   /** Hand the current batch to the writer. */
   flushPending(): void {
+    if (this.deferred.length > 0) this.drainDeferred();
     if (this.off === 0) return;
     // The writer keeps the bytes until written, so the next batch gets a fresh buffer.
     this.out.write(this.buf.subarray(0, this.off) as unknown as string);

@@ -256,11 +256,18 @@ export class TcpSession implements ClientInfo {
     l.stats.bytesOut += bytesOut;
     l.deps.onSessionEnd?.(this);
     if (l.accessLog) {
-      const err = this.error ? `,"error":${JSON.stringify((this.error as NodeJS.ErrnoException).code ?? this.error.message)}` : "";
-      l.deps.accessLog.write(
-        `${l.logPrefix},"client":"${this.ip}:${this.port}",${m ? m.logField : '"member":null,"member_id":null'},"bytes_in":${bytesIn},"bytes_out":${bytesOut},` +
-          `"duration_ms":${Math.round(l.deps.clock() - this.startedAt)},"end":"${this.reason}"${err},"msg":"connection closed"`,
-      );
+      const log = l.deps.accessLog;
+      const r = log.next();
+      r.prefix = l.logPrefix;
+      r.ip = this.ip;
+      r.port = this.port;
+      r.member = m ? m.logField : '"member":null,"member_id":null';
+      r.bytesIn = bytesIn;
+      r.bytesOut = bytesOut;
+      r.durationMs = Math.round(l.deps.clock() - this.startedAt);
+      r.end = this.reason;
+      r.error = this.error ? ((this.error as NodeJS.ErrnoException).code ?? this.error.message) : "";
+      log.commit();
     }
   }
 

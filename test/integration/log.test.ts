@@ -40,14 +40,25 @@ describe("log destination", () => {
     const n = 5000; // ~1 MB: many BATCH_BYTES batches
     for (let i = 0; i < n; i++) {
       if (i % 2 === 0) logger.info({ ev: "x", i }, "pino line");
-      else access.write(`"ev":"tcp_conn","i":${i},"msg":"connection closed"`);
+      else {
+        const r = access.next();
+        r.prefix = `"ev":"tcp_conn","i":${i}`;
+        r.ip = "127.0.0.1";
+        r.port = i;
+        r.member = '"member":"127.0.0.1:80","member_id":"m"';
+        r.end = "closed";
+        r.error = i % 3 === 0 ? 'bad "quote"' : "";
+        access.commit();
+      }
     }
     await flushed(logger);
     fs.closeSync(fd);
     const lines = readLines(file);
     expect(lines).toHaveLength(n);
     expect(lines.map((l) => l.i)).toEqual(Array.from({ length: n }, (_, i) => i));
-    expect(lines[1]).toMatchObject({ level: 30, ev: "tcp_conn", msg: "connection closed", pid: process.pid });
+    expect(lines[1]).toMatchObject({ level: 30, ev: "tcp_conn", client: "127.0.0.1:1", member_id: "m", end: "closed", msg: "connection closed", pid: process.pid });
+    expect(lines[3]).toMatchObject({ ev: "tcp_conn", error: 'bad "quote"' });
+    expect(lines[5]).not.toHaveProperty("error");
     expect(fs.statSync(file).size).toBeGreaterThan(4 * BATCH_BYTES);
   });
 
@@ -64,6 +75,30 @@ describe("log destination", () => {
     expect(lines.map((l) => l.ev)).toEqual(["small", "big", "after"]);
     expect(lines[0]!.s).toBe("naïve – ✓");
     expect(lines[1]!.s).toBe(big);
+  });
+
+  it("access-log records wait for a batch but never pass a later line, and are written by the periodic flush", async () => {
+    const { file, fd } = logFile();
+    const logger = createLogger("info", { pretty: false, fd });
+    const access = new AccessLog(logger);
+    const r = access.next();
+    r.prefix = '"ev":"tcp_conn"';
+    r.member = '"member":null,"member_id":null';
+    r.end = "closed";
+    access.commit();
+    expect(access.pending).toBe(1); // kept as a record, not yet a line
+    const deadline = Date.now() + 3000;
+    while (fs.statSync(file).size === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+    expect(readLines(file).map((l) => l.ev)).toEqual(["tcp_conn"]);
+    const r2 = access.next();
+    r2.prefix = '"ev":"tcp_conn","n":2';
+    r2.member = '"member":null,"member_id":null';
+    access.commit();
+    logger.warn({ ev: "later" }, "a line logged after the record");
+    access.close();
+    await flushed(logger);
+    fs.closeSync(fd);
+    expect(readLines(file).map((l) => l.ev)).toEqual(["tcp_conn", "tcp_conn", "later"]);
   });
 
   it("a quiet log is written within the flush interval, without an explicit flush", async () => {
