@@ -3,6 +3,7 @@
  * is a terminal. Hot paths check isLevelEnabled() (cached per listener) before building
  * a log object, so a level that is off costs nothing.
  */
+import fs from "node:fs";
 import { pino, type Logger, type LevelWithSilent } from "pino";
 import pretty from "pino-pretty";
 
@@ -30,8 +31,8 @@ export interface DeferredLines {
 
 /**
  * A pino destination that gathers lines as UTF-8 bytes in one buffer and hands each full
- * batch to sonic-boom in buffer mode, which does the async writes, EAGAIN retries and the
- * final flush. Why not sonic-boom's own batching (string mode with minLength): it measures
+ * batch (and, every FLUSH_MS, whatever is there) to sonic-boom in buffer mode, which does
+ * the async writes and EAGAIN retries. Why not sonic-boom's own batching (string mode with minLength): it measures
  * the pending string with Buffer.byteLength on every write, flattening the growing rope —
  * about 1 µs more per access-log line, and 8 KiB batches meant a thread-pool write every
  * ~30 connections. Here a line costs one utf8Write into a preallocated buffer.
@@ -39,17 +40,34 @@ export interface DeferredLines {
 export class LineBatcher {
   /** Lines dropped because stdout did not keep up (MAX_PENDING_BYTES); a metric. */
   dropped = 0;
+  private readonly fd: number;
   private readonly out: ReturnType<typeof pino.destination>;
   private buf = Buffer.allocUnsafe(2 * BATCH_BYTES);
   private off = 0;
+  /** Bytes handed to the writer and not yet written (nor dropped). */
+  private unwritten = 0;
+  /** Until flushSync() sets it, a full pipe (EAGAIN) is retried for as long as it takes. */
+  private exitDeadline = Infinity;
   /** Sources of lines formatted late (each engine's access log). */
   private deferred: DeferredLines[] = [];
 
   constructor(opts: { fd: number }) {
-    // minLength 1: every batch is written at once, and sonic-boom's flush(cb) still waits
-    // for a write in flight (with minLength 0 it would call back at once).
-    this.out = pino.destination({ dest: opts.fd, sync: false, contentMode: "buffer", minLength: 1, maxLength: MAX_PENDING_BYTES });
-    this.out.on("drop", () => this.dropped++);
+    this.fd = opts.fd;
+    // minLength 0: sonic-boom writes whatever it is handed at once and keeps writing until
+    // its queue is empty, then emits 'drain'; the batching is done here.
+    this.out = pino.destination({
+      dest: opts.fd,
+      sync: false,
+      contentMode: "buffer",
+      minLength: 0,
+      maxLength: MAX_PENDING_BYTES,
+      retryEAGAIN: () => Date.now() < this.exitDeadline,
+    });
+    this.out.on("write", (n: number) => (this.unwritten -= n));
+    this.out.on("drop", (b: Buffer) => {
+      this.unwritten -= b.length;
+      this.dropped += countLines(b);
+    });
     setInterval(() => this.flushPending(), FLUSH_MS).unref();
     process.once("exit", () => this.flushSync());
   }
@@ -68,51 +86,120 @@ export class LineBatcher {
     for (const d of this.deferred) if (d.pending > 0) d.drain();
   }
 
+  /** A line from pino: lines held by deferred sources go first. */
   write(line: string): boolean {
     if (this.deferred.length > 0) this.drainDeferred();
     return this.append(line);
   }
 
-  private append(line: string): boolean {
+  /** A line from a deferred source's drain(): appended as is, without draining others. */
+  append(line: string): boolean {
     // 3 bytes per UTF-16 unit is the UTF-8 worst case, so a line that passes never truncates.
     if (this.off + line.length * 3 > this.buf.length) {
-      this.flushPending();
-      if (line.length * 3 > this.buf.length) return this.out.write(Buffer.from(line) as unknown as string);
+      this.handBatch();
+      if (line.length * 3 > this.buf.length) {
+        this.hand(Buffer.from(line));
+        return true;
+      }
     }
     // utf8Write: Buffer#write without its argument normalisation (~0.5 µs a line less).
     this.off += (this.buf as unknown as Utf8Writable).utf8Write(line, this.off);
-    if (this.off >= BATCH_BYTES) this.flushPending();
+    if (this.off >= BATCH_BYTES) this.handBatch();
     return true;
   }
 
-  /** Hand the current batch to the writer. */
+  /** Everything held here (deferred lines, the current batch) to the writer. */
   flushPending(): void {
     if (this.deferred.length > 0) this.drainDeferred();
+    this.handBatch();
+  }
+
+  private handBatch(): void {
     if (this.off === 0) return;
-    // The writer keeps the bytes until written, so the next batch gets a fresh buffer.
-    this.out.write(this.buf.subarray(0, this.off) as unknown as string);
-    this.buf = Buffer.allocUnsafe(2 * BATCH_BYTES);
+    if (this.off >= BATCH_BYTES / 2) {
+      // The writer keeps the bytes until written, so the next batch gets a fresh buffer.
+      this.hand(this.buf.subarray(0, this.off));
+      this.buf = Buffer.allocUnsafe(2 * BATCH_BYTES);
+    } else {
+      // A small batch (the periodic flush) is copied out, so a stalled stdout holds only
+      // the bytes it is owed, not a mostly empty 128 KiB buffer per flush.
+      this.hand(Buffer.from(this.buf.subarray(0, this.off)));
+    }
     this.off = 0;
   }
 
-  /** pino's logger.flush(cb): everything written, then cb. */
-  flush(cb?: (err?: Error) => void): void {
-    this.flushPending();
-    this.out.flush(cb);
+  private hand(bytes: Buffer): void {
+    this.unwritten += bytes.length;
+    this.out.write(bytes as unknown as string);
   }
 
-  flushSync(): void {
+  /** pino's logger.flush(cb): cb once everything logged so far is written. */
+  flush(cb?: (err?: Error) => void): void {
     this.flushPending();
+    if (this.unwritten <= 0) {
+      if (cb) process.nextTick(cb);
+      return;
+    }
+    if (!cb) return;
+    const onDrain = () => {
+      this.out.off("error", onError);
+      cb();
+    };
+    const onError = (err: Error) => {
+      this.out.off("drain", onDrain);
+      cb(err);
+    };
+    this.out.once("drain", onDrain);
+    this.out.once("error", onError);
+  }
+
+  /**
+   * At exit (and pino's fatal): write what is held here synchronously: straight to the fd
+   * when the writer is idle, else through sonic-boom's synchronous flush.
+   */
+  flushSync(): void {
+    if (this.deferred.length > 0) this.drainDeferred();
     try {
-      this.out.flushSync();
+      if (this.unwritten <= 0) {
+        let rest = this.buf.subarray(0, this.off);
+        this.off = 0;
+        for (let spins = 0; rest.length > 0 && spins < 100; ) {
+          try {
+            rest = rest.subarray(fs.writeSync(this.fd, rest));
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+            spins++;
+            Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10); // a full pipe: wait for the reader, up to ~1 s
+          }
+        }
+      } else {
+        // Writes are queued or in flight: sonic-boom writes its queue synchronously (the one
+        // in flight completes on its own). A full pipe is retried for ~1 s at most
+        // (retryEAGAIN), so a stalled log reader cannot hold the process at exit.
+        this.handBatch();
+        this.exitDeadline = Date.now() + 1000;
+        this.out.flushSync();
+      }
     } catch {
       // stdout gone (EPIPE) or not ready: nothing more can be written at exit.
     }
   }
 }
 
+function countLines(b: Buffer): number {
+  let n = 0;
+  for (let i = b.indexOf(10); i !== -1; i = b.indexOf(10, i + 1)) n++;
+  return n;
+}
+
 interface Utf8Writable {
   utf8Write(s: string, offset: number): number;
+}
+
+/** Flush the log, then exit; exit anyway after maxWaitMs (a log reader that stopped reading). */
+export function flushAndExit(logger: Logger, code: number, maxWaitMs = 3000): void {
+  setTimeout(() => process.exit(code), maxWaitMs);
+  logger.flush(() => process.exit(code));
 }
 
 /** A logger that drops everything (embedding without logs, tests). */

@@ -8,7 +8,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ConfigInput } from "../config/schema.js";
 import { startLoadBalancer } from "../engine.js";
-import { createLogger } from "../log.js";
+import { createLogger, flushAndExit } from "../log.js";
 
 const BACKENDS = [
   { name: "web-1", weight: 5 },
@@ -136,7 +136,7 @@ export async function runDemo(opts: { port: number; logLevel: "info" | "warn" | 
     await lb.close({ graceMs: 2000 });
     await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
     await Promise.all(udpServers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-    logger.flush(() => process.exit(0));
+    flushAndExit(logger, 0);
   };
   process.once("SIGINT", () => void stop());
   process.once("SIGTERM", () => void stop());

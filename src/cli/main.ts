@@ -8,7 +8,7 @@ import { loadConfigFile } from "../config/load.js";
 import { unsupportedFeatures } from "../config/support.js";
 import { ConfigError, Lb4Error, formatProblem } from "../errors.js";
 import { startLoadBalancer, type LoadBalancerHandle } from "../engine.js";
-import { createLogger } from "../log.js";
+import { createLogger, flushAndExit } from "../log.js";
 import { startAdminServer, type AdminServer } from "../admin/server.js";
 import { createMetrics } from "../metrics/registry.js";
 import { runDemo } from "./demo.js";
@@ -103,7 +103,7 @@ Example:
       await admin?.close();
       await handle.close({ graceMs: opts.grace * 1000 });
       logger.info({ ev: "stopped" }, "lb4 stopped");
-      logger.flush(() => process.exit(0));
+      flushAndExit(logger, 0);
     };
     process.on("SIGTERM", () => void stop("SIGTERM"));
     process.on("SIGINT", () => void stop("SIGINT"));

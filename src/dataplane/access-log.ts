@@ -79,9 +79,12 @@ export class AccessLog implements DeferredLines {
   drain(): void {
     const n = this.pending;
     this.pending = 0; // first: the destination's write() would otherwise drain again
+    // Through append(): a drain must not first drain another engine's records (order).
+    const out = this.stream instanceof LineBatcher ? this.stream : undefined;
     for (let i = 0; i < n; i++) {
       const r = this.records[i]!;
-      this.stream.write(this.line(r));
+      if (out) out.append(this.line(r));
+      else this.stream.write(this.line(r));
       r.ip = r.member = r.end = r.error = ""; // drop references to per-connection strings
     }
   }

@@ -5,6 +5,8 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { AccessLog } from "../../src/dataplane/access-log.js";
 import { BATCH_BYTES, createLogger } from "../../src/log.js";
@@ -99,6 +101,25 @@ describe("log destination", () => {
     await flushed(logger);
     fs.closeSync(fd);
     expect(readLines(file).map((l) => l.ev)).toEqual(["tcp_conn", "tcp_conn", "later"]);
+  });
+
+  it("process.exit() right after logging loses no line, deferred access-log records included (dist build)", () => {
+    const { file, fd } = logFile();
+    fs.closeSync(fd);
+    const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../dist");
+    const script = `
+      import { createLogger } from ${JSON.stringify(path.join(dist, "log.js"))};
+      import { AccessLog } from ${JSON.stringify(path.join(dist, "dataplane/access-log.js"))};
+      const logger = createLogger("info", { pretty: false });
+      const access = new AccessLog(logger);
+      for (let i = 0; i < 3000; i++) {
+        if (i % 2) logger.info({ i }, "line");
+        else { const r = access.next(); r.prefix = '"i":' + i; r.member = '"member":null,"member_id":null'; access.commit(); }
+      }
+      process.exit(0);`;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 20_000 });
+    fs.writeFileSync(file, out);
+    expect(readLines(file).map((l) => l.i)).toEqual(Array.from({ length: 3000 }, (_, i) => i));
   });
 
   it("a quiet log is written within the flush interval, without an explicit flush", async () => {
