@@ -19,6 +19,8 @@ export function createLogger(level: LevelWithSilent = "info", opts: { pretty?: b
 export const FLUSH_MS = 250;
 /** A batch is handed to the writer once it holds this many bytes. */
 export const BATCH_BYTES = 64 * 1024;
+/** A writer with work and no completed write for this long is taken as stuck (at exit). */
+export const STUCK_MS = 1000;
 /** Bytes waiting for a slow stdout before new lines are dropped (and counted). */
 export const MAX_PENDING_BYTES = 8 * 1024 * 1024;
 
@@ -46,6 +48,8 @@ export class LineBatcher {
   private off = 0;
   /** Bytes handed to the writer and not yet written (nor dropped). */
   private unwritten = 0;
+  /** When the writer last made progress (or was handed work while idle). */
+  private progressAt = 0;
   /** Until flushSync() sets it, a full pipe (EAGAIN) is retried for as long as it takes. */
   private exitDeadline = Infinity;
   /** Sources of lines formatted late (each engine's access log). */
@@ -63,7 +67,10 @@ export class LineBatcher {
       maxLength: MAX_PENDING_BYTES,
       retryEAGAIN: () => Date.now() < this.exitDeadline,
     });
-    this.out.on("write", (n: number) => (this.unwritten -= n));
+    this.out.on("write", (n: number) => {
+      this.unwritten -= n;
+      this.progressAt = Date.now();
+    });
     this.out.on("drop", (b: Buffer) => {
       this.unwritten -= b.length;
       this.dropped += countLines(b);
@@ -129,6 +136,7 @@ export class LineBatcher {
   }
 
   private hand(bytes: Buffer): void {
+    if (this.unwritten <= 0) this.progressAt = Date.now();
     this.unwritten += bytes.length;
     this.out.write(bytes as unknown as string);
   }
@@ -172,6 +180,9 @@ export class LineBatcher {
             Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10); // a full pipe: wait for the reader, up to ~1 s
           }
         }
+      } else if (Date.now() - this.progressAt > STUCK_MS) {
+        // No write has completed for a while: the reader stopped (a blocking pipe would
+        // block a synchronous write for ever). Exit without the tail.
       } else {
         // Writes are queued or in flight: sonic-boom writes its queue synchronously (the one
         // in flight completes on its own). A full pipe is retried for ~1 s at most

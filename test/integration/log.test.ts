@@ -5,7 +5,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { AccessLog } from "../../src/dataplane/access-log.js";
@@ -120,6 +120,46 @@ describe("log destination", () => {
     const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 20_000 });
     fs.writeFileSync(file, out);
     expect(readLines(file).map((l) => l.i)).toEqual(Array.from({ length: 3000 }, (_, i) => i));
+  });
+
+  it("a stdout nobody reads: memory stays bounded and dropped lines are counted as lines", async () => {
+    const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../dist");
+    const script = `
+      import { createLogger, LineBatcher } from ${JSON.stringify(path.join(dist, "log.js"))};
+      import { pino } from "pino";
+      const logger = createLogger("info", { pretty: false });
+      const pad = "x".repeat(200);
+      let n = 0;
+      const t = setInterval(() => { for (let i = 0; i < 2000; i++) logger.info({ n: n++, pad }, "line"); }, 5);
+      setTimeout(() => {
+        clearInterval(t);
+        const dest = logger[pino.symbols.streamSym];
+        process.stderr.write(JSON.stringify({ lines: n, dropped: dest.dropped, isBatcher: dest instanceof LineBatcher, ab: process.memoryUsage().arrayBuffers }) + "\\n");
+      }, 1500);`;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], { cwd: dist, stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout.pause(); // never read: the pipe fills and stays full
+    let err = "";
+    const exited = new Promise((resolve) => child.on("exit", resolve));
+    await new Promise<void>((resolve) => {
+      const giveUp = setTimeout(resolve, 15_000);
+      child.stderr.on("data", (c: Buffer) => {
+        err += c.toString();
+        if (err.includes("\n")) {
+          clearTimeout(giveUp);
+          resolve();
+        }
+      });
+    });
+    // A thread-pool write blocked on a full pipe would hold the exit (Node joins its
+    // thread pool), so the child is killed here; see README "Observability".
+    child.kill("SIGKILL");
+    await exited;
+    const stats = JSON.parse(err.trim().split("\n")[0]!) as { lines: number; dropped: number; isBatcher: boolean; ab: number };
+    expect(stats.isBatcher).toBe(true);
+    // ~280-byte lines: everything past MAX_PENDING_BYTES (+ what the pipe took) is dropped, counted per line.
+    expect(stats.dropped).toBeGreaterThan(stats.lines - 40_000);
+    expect(stats.dropped).toBeLessThan(stats.lines);
+    expect(stats.ab).toBeLessThan(64 * 1024 * 1024);
   });
 
   it("a quiet log is written within the flush interval, without an explicit flush", async () => {
