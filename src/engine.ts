@@ -98,7 +98,7 @@ export class Engine {
     this.tuning = { ...DEFAULT_TUNING, ...opts.tuning };
     this.persistState = opts.persistState ?? false;
     this.refusalLog = new RateLimitedLog(this.logger, () => this.clock.now());
-    this.accessLog = new AccessLog(this.logger);
+    this.accessLog = new AccessLog(this.logger, () => this.clock.now());
     this.health = new HealthChecker({
       clock: this.clock,
       ...(opts.random ? { random: opts.random } : {}),

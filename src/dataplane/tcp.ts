@@ -151,7 +151,8 @@ export class TcpSession implements ClientInfo {
     up.on("connect", onUpstreamConnect);
     up.on("error", onUpstreamError);
     up.on("close", onUpstreamClose);
-    this.connectDeadline = l.deps.clock() + l.deps.tuning.connectTimeoutMs;
+    // The first try starts in the same turn as accept: its clock reading is reused.
+    this.connectDeadline = (this.tries === 1 ? this.startedAt : l.deps.clock()) + l.deps.tuning.connectTimeoutMs;
   }
 
   connected(): void {
@@ -264,7 +265,9 @@ export class TcpSession implements ClientInfo {
       r.member = m ? m.logField : '"member":null,"member_id":null';
       r.bytesIn = bytesIn;
       r.bytesOut = bytesOut;
-      r.durationMs = Math.round(l.deps.clock() - this.startedAt);
+      const end = l.deps.clock();
+      r.endedAt = end;
+      r.durationMs = Math.round(end - this.startedAt);
       r.end = this.reason;
       r.error = this.error ? ((this.error as NodeJS.ErrnoException).code ?? this.error.message) : "";
       log.commit();

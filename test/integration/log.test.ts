@@ -50,6 +50,7 @@ describe("log destination", () => {
         r.member = '"member":"127.0.0.1:80","member_id":"m"';
         r.end = "closed";
         r.error = i % 3 === 0 ? 'bad "quote"' : "";
+        r.endedAt = performance.now();
         access.commit();
       }
     }
@@ -60,6 +61,9 @@ describe("log destination", () => {
     expect(lines.map((l) => l.i)).toEqual(Array.from({ length: n }, (_, i) => i));
     expect(lines[1]).toMatchObject({ level: 30, ev: "tcp_conn", client: "127.0.0.1:1", member_id: "m", end: "closed", msg: "connection closed", pid: process.pid });
     expect(lines[3]).toMatchObject({ ev: "tcp_conn", error: 'bad "quote"' });
+    // Wall-clock time from the monotonic end time: the same epoch ms as pino's own lines.
+    expect(Math.abs((lines[1]!.time as number) - (lines[0]!.time as number))).toBeLessThan(1000);
+    expect(Math.abs((lines[1]!.time as number) - Date.now())).toBeLessThan(10_000);
     expect(lines[5]).not.toHaveProperty("error");
     expect(fs.statSync(file).size).toBeGreaterThan(4 * BATCH_BYTES);
   });
