@@ -43,6 +43,8 @@ export const BATCH = 256;
 
 export class AccessLog implements DeferredLines {
   private readonly stream: Destination;
+  /** The stream when it batches (and drains this log before its other lines), else undefined. */
+  private readonly batcher: LineBatcher | undefined;
   private readonly bindings: string;
   private readonly records: ConnRecord[] = [];
   /** Records filled and not yet formatted. */
@@ -57,14 +59,14 @@ export class AccessLog implements DeferredLines {
     const l = logger as unknown as Record<symbol, unknown>;
     this.stream = l[pino.symbols.streamSym] as Destination;
     this.bindings = (l[pino.symbols.chindingsSym] as string | undefined) ?? "";
-    const deferred = this.stream instanceof LineBatcher;
-    if (deferred) (this.stream as LineBatcher).attach(this);
-    for (let i = 0; i < (deferred ? BATCH : 1); i++) this.records.push(new ConnRecord());
+    this.batcher = this.stream instanceof LineBatcher ? this.stream : undefined;
+    this.batcher?.attach(this);
+    for (let i = 0; i < (this.batcher ? BATCH : 1); i++) this.records.push(new ConnRecord());
   }
 
   /** Write what is pending and stop taking part in the destination's flushes (engine closed). */
   close(): void {
-    if (this.stream instanceof LineBatcher) this.stream.detach(this);
+    if (this.batcher) this.batcher.detach(this);
     else if (this.pending > 0) this.drain();
   }
 
@@ -81,15 +83,15 @@ export class AccessLog implements DeferredLines {
   /** Format every pending record into the destination, oldest first. */
   drain(): void {
     const n = this.pending;
-    this.pending = 0; // first: the destination's write() would otherwise drain again
+    this.pending = 0;
     // Wall-clock time of each line from its monotonic end time: one Date.now() per batch,
     // not per connection (reading clocks cost ~1 µs a connection in place).
     const offset = Date.now() - this.clock();
-    // Through append(): a drain must not first drain another engine's records (order).
-    const out = this.stream instanceof LineBatcher ? this.stream : undefined;
+    const out = this.batcher;
     for (let i = 0; i < n; i++) {
       const r = this.records[i]!;
       const line = this.line(r, Math.round(offset + r.endedAt));
+      // append(), not write(): a drain must not first drain another engine's records (order).
       if (out) out.append(line);
       else this.stream.write(line);
       r.ip = r.member = r.end = r.error = ""; // drop references to per-connection strings
