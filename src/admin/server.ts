@@ -28,6 +28,8 @@ export interface AdminServerOptions {
   listen: string;
   /** Shared secret; required when `listen` is not a loopback address. */
   token?: string | undefined;
+  /** Extra Host names the API answers to besides its own address (SPEC §8, admin.allowed_hosts). */
+  allowedHosts?: readonly string[];
   logger: Logger;
   /** Re-read the config file and call engine.reload (shared with SIGHUP). */
   reload: () => Promise<void>;

@@ -78,6 +78,7 @@ Example:
           engine: handle.engine,
           listen: config.admin.listen,
           token: config.admin.token,
+          allowedHosts: config.admin.allowed_hosts,
           logger,
           reload: () => reload("admin API"),
           metrics: createMetrics(handle.engine).scrape,

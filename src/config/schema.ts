@@ -93,6 +93,10 @@ export const healthMonitorSchema = z.strictObject({
     .regex(/^[A-Za-z0-9.-]+(:\d+)?$/, { error: "must be a host name" })
     .nullable()
     .default(null),
+  /** TCP only: bytes sent after connect (escapes decoded by health/tcp-exchange.ts). */
+  tcp_send: z.string().max(1024, { error: "must be at most 1024 characters" }).nullable().default(null),
+  /** TCP only: the reply must start with these bytes within `timeout`. */
+  tcp_expect: z.string().min(1, { error: "must not be empty; use null for no check" }).max(1024, { error: "must be at most 1024 characters" }).nullable().default(null),
   admin_state_up: z.boolean().default(true),
 });
 
@@ -172,6 +176,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       listen: hostPort.default("127.0.0.1:9870"),
       token: z.string().min(1, { error: "must not be empty" }).optional(),
+      /** Extra Host names the admin API answers to (SPEC §8). */
+      allowed_hosts: z.array(z.string().min(1).max(255)).max(64).default([]),
     })
     .optional(),
   state_dir: z.string().min(1).default("./lb4-state"),

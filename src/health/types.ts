@@ -23,6 +23,10 @@ export interface HealthMonitorSettings {
   http_method: HealthCheckHttpMethod;
   /** Host header; null = the member address. */
   domain_name: string | null;
+  /** TCP only: sent after connect (text with \r \n \xNN escapes); null = nothing. */
+  tcp_send: string | null;
+  /** TCP only: the reply must start with this within `timeout`; null = connect alone passes. */
+  tcp_expect: string | null;
   /** false = no checks: members report NO_MONITOR. */
   admin_state_up: boolean;
 }

@@ -52,6 +52,8 @@ const base: HealthMonitorSettings = {
   expected_codes: "200",
   http_method: "GET",
   domain_name: null,
+  tcp_send: null,
+  tcp_expect: null,
   admin_state_up: true,
 };
 
