@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { ipFamily, parseRange } from "../ip.js";
+import { escapeProblem } from "../health/tcp-exchange.js";
 
 const int = (min: number, max: number) =>
   z
@@ -94,9 +95,9 @@ export const healthMonitorSchema = z.strictObject({
     .nullable()
     .default(null),
   /** TCP only: bytes sent after connect (escapes decoded by health/tcp-exchange.ts). */
-  tcp_send: z.string().max(1024, { error: "must be at most 1024 characters" }).nullable().default(null),
+  tcp_send: z.string().min(1, { error: "must not be empty; use null to send nothing" }).max(1024, { error: "must be at most 1024 characters" }).superRefine((t, ctx) => { const e = escapeProblem(t); if (e) ctx.addIssue({ code: "custom", message: e }); }).nullable().default(null),
   /** TCP only: the reply must start with these bytes within `timeout`. */
-  tcp_expect: z.string().min(1, { error: "must not be empty; use null for no check" }).max(1024, { error: "must be at most 1024 characters" }).nullable().default(null),
+  tcp_expect: z.string().min(1, { error: "must not be empty; use null for no check" }).max(1024, { error: "must be at most 1024 characters" }).superRefine((t, ctx) => { const e = escapeProblem(t); if (e) ctx.addIssue({ code: "custom", message: e }); }).nullable().default(null),
   admin_state_up: z.boolean().default(true),
 });
 

@@ -129,6 +129,10 @@ function checkReferences(config: Config): Problem[] {
         if (pool.protocol === "TCP" && hm.type === "UDP_CONNECT") {
           add(`${pp}.healthmonitor.type`, "UDP_CONNECT is for UDP pools; use TCP or HTTP");
         }
+        // tcp_expect alone is fine (the server speaks first: SMTP, SSH); tcp_send alone just sends.
+        for (const f of ["tcp_send", "tcp_expect"] as const) {
+          if (hm[f] !== null && hm.type !== "TCP") add(`${pp}.healthmonitor.${f}`, `is for TCP health checks only; this monitor is ${hm.type} (remove it or use type: TCP)`);
+        }
       }
       if (pool.protocol === "UDP" && (pool.client_ip === "toa" || pool.client_ip === "proxy_v1")) {
         add(`${pp}.client_ip`, `${pool.client_ip} is a stream header; UDP pools take off, auto or proxy_v2`);
