@@ -5,12 +5,11 @@
  */
 import path from "node:path";
 import type { Logger } from "pino";
-import { emptyState, overlayMembers, StateStore, type RuntimeState } from "./state/store.js";
+import { applyOverlay, emptyState, StateStore, type HealthSnapshot, type RuntimeState } from "./state/store.js";
+import { gate } from "./control/gate.js";
 import { compileAccessList } from "./acl/ipgroup.js";
-import { systemClock, type Clock } from "./clock.js";
+import { sleep, systemClock, systemTimers, type Clock, type Timers } from "./clock.js";
 import type { Config, ConfigInput, ListenerConfig, LoadBalancerConfig, MemberConfig, MemberInput, PoolConfig } from "./config/schema.js";
-import { unsupportedFeatures } from "./config/support.js";
-import { validateConfig } from "./config/validate.js";
 import { allocateSnatAddresses, backendSubnets, isCrossVpc, vpcView } from "./crossvpc/rules.js";
 import { encodeHeader } from "./clientip/codec.js";
 import { usableLocalAddresses } from "./dataplane/local-address.js";
@@ -19,7 +18,7 @@ import { AccessLog } from "./dataplane/access-log.js";
 import type { Listener } from "./dataplane/listener.js";
 import { TcpListener, type TcpTuning } from "./dataplane/tcp.js";
 import { UdpListener } from "./dataplane/udp.js";
-import { ConfigError, Lb4Error, NotFoundError, NotSupportedError } from "./errors.js";
+import { Lb4Error, NotFoundError } from "./errors.js";
 import { silentLogger } from "./log.js";
 import { HealthChecker } from "./health/checker.js";
 import type { Transition } from "./health/state-machine.js";
@@ -35,11 +34,18 @@ export interface Tuning extends TcpTuning {
   shutdownGraceMs: number;
 }
 
+/** How often the shutdown wait looks whether every connection has ended. */
+const SHUTDOWN_POLL_MS = 50;
+/** health.json is written at most this often. */
+const HEALTH_SAVE_MS = 1000;
+
 export const DEFAULT_TUNING: Tuning = { connectTimeoutMs: 5000, tickMs: 1000, shutdownGraceMs: 10_000 };
 
 export interface EngineOptions {
   logger?: Logger;
   clock?: Clock;
+  /** Timers for health checks, state writes and the shutdown wait (tests pass FakeTimers on the same FakeClock). */
+  timers?: Timers;
   tuning?: Partial<Tuning>;
   /** Random source for the first health check's moment (tests pin it). */
   random?: () => number;
@@ -71,10 +77,15 @@ export class Engine {
   base!: Config;
   private state: RuntimeState = emptyState();
   private store: StateStore | undefined;
+  /** Last known health from before this start (SPEC §4: a restart is not a new member); used by the first apply only. */
+  private restoredHealth: HealthSnapshot["members"] = {};
+  /** A coalesced write of health.json is due. */
+  private healthSave: unknown;
   private readonly persistState: boolean;
   readonly lbs = new Map<string, LbRuntime>();
   readonly logger: Logger;
   readonly clock: Clock;
+  private readonly timers: Timers;
   readonly tuning: Tuning;
   private readonly refusalLog: RateLimitedLog;
   private readonly accessLog: AccessLog;
@@ -95,12 +106,14 @@ export class Engine {
   constructor(opts: EngineOptions = {}) {
     this.logger = opts.logger ?? silentLogger();
     this.clock = opts.clock ?? systemClock;
+    this.timers = opts.timers ?? systemTimers;
     this.tuning = { ...DEFAULT_TUNING, ...opts.tuning };
     this.persistState = opts.persistState ?? false;
     this.refusalLog = new RateLimitedLog(this.logger, () => this.clock.now());
     this.accessLog = new AccessLog(this.logger, () => this.clock.now());
     this.health = new HealthChecker({
       clock: this.clock,
+      ...(opts.timers ? { timers: opts.timers } : {}),
       ...(opts.random ? { random: opts.random } : {}),
       onTransition: (key, t) => this.onHealthTransition(key, t),
       onResult: (key, r, ms) => {
@@ -118,6 +131,7 @@ export class Engine {
     const now = this.clock.now();
     member.setHealth(t.to === "ONLINE", now);
     pool.refresh(now);
+    this.scheduleHealthSave();
     this.logger.info(
       { ev: "health", pool: pool.id, member: member.id, address: member.key, from: t.from, to: t.to, reason: t.reason },
       `member ${member.id} ${t.from} -> ${t.to}`,
@@ -129,11 +143,17 @@ export class Engine {
     const base = this.validate(input);
     if (this.persistState) {
       this.store = new StateStore(path.resolve(base.state_dir));
+      const stale = await this.store.removeStaleTemps();
+      if (stale > 0) this.logger.info({ ev: "state_cleanup", removed: stale }, `removed ${stale} temporary file(s) left in ${this.store.dir} by an interrupted write`);
       this.state = await this.store.load();
+      this.restoredHealth = (await this.store.loadHealth()).members;
     }
-    const config = this.validate(this.withOverlay(base), true);
+    const config = this.validate(applyOverlay(base, this.state), true);
     await this.persist(this.stateFor(config));
     await this.apply(config, true);
+    const restored = Object.keys(this.restoredHealth).length;
+    this.restoredHealth = {};
+    if (restored > 0) this.logger.info({ ev: "health_restored", members: restored }, "members keep their last known health until their first check, which runs now");
     this.base = base;
     this.ticker = setInterval(() => this.tick(), this.tuning.tickMs);
     this.ticker.unref();
@@ -144,11 +164,7 @@ export class Engine {
    * (with the persisted "ever enabled" facts), and what this build can serve.
    */
   validate(input: unknown, withState = false): Config {
-    const r = validateConfig(input, withState ? { everEnabled: new Set(this.state.cross_vpc_enabled) } : {});
-    if (!r.ok) throw new ConfigError(r.problems);
-    const unsupported = unsupportedFeatures(r.config);
-    if (unsupported.length) throw new NotSupportedError(new ConfigError(unsupported).message);
-    return r.config;
+    return gate(input, withState ? { state: this.state, ...(this.store ? { stateFile: this.store.file } : {}) } : {});
   }
 
   /** Replace the base config (file or object) and re-apply runtime member changes on top, as a diff. */
@@ -156,7 +172,7 @@ export class Engine {
     return this.serialise(async () => {
       try {
         const base = this.validate(input);
-        const config = this.validate(this.withOverlay(base), true);
+        const config = this.validate(applyOverlay(base, this.state), true);
         await this.persist(this.stateFor(config));
         await this.apply(config, false);
         this.base = base;
@@ -222,13 +238,6 @@ export class Engine {
       await this.apply(next, false);
       return index >= 0 ? after[index]! : before.find((m) => !after.some((a) => a.id === m.id))!;
     });
-  }
-
-  /** The base config with runtime member changes applied (pools that no longer exist are skipped). */
-  private withOverlay(base: Config): Config {
-    const out = structuredClone(base);
-    for (const lb of out.loadbalancers) for (const p of lb.pools) p.members = overlayMembers(p.members, this.state.members[p.id]);
-    return out;
   }
 
   /** The state to persist for a config about to run, with an optional member change folded in. */
@@ -299,23 +308,61 @@ export class Engine {
     if (l.stats.active > 0) this.retired.add(l);
   }
 
-  /** Stop accepting, let connections finish up to graceMs, then close the rest. */
+  /**
+   * Stop accepting at once, let connections finish for up to graceMs (on the injected clock),
+   * then close what is left (logged `end: "shutdown"`). Never waits on a client.
+   */
   async close(opts: { graceMs?: number } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     const graceMs = opts.graceMs ?? this.tuning.shutdownGraceMs;
     const listeners = this.allListeners();
     await Promise.all(listeners.map((l) => l.stopAccepting()));
-    const deadline = Date.now() + graceMs;
-    while (this.activeConnections > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, deadline - Date.now()))));
+    const deadline = this.clock.now() + graceMs;
+    for (let left = graceMs; this.activeConnections > 0 && left > 0; left = deadline - this.clock.now()) {
+      await sleep(this.timers, Math.min(SHUTDOWN_POLL_MS, left));
     }
     for (const l of listeners) l.destroyAll();
-    while (this.activeConnections > 0) await new Promise((r) => setTimeout(r, 5));
+    // Destroyed sockets report 'close' within a few loop turns; bounded, so a leaked count cannot hold the exit.
+    for (let turns = 0; this.activeConnections > 0 && turns < 200; turns++) await new Promise((r) => setTimeout(r, 5));
+    if (this.activeConnections > 0) this.logger.warn({ ev: "shutdown_leftover", active: this.activeConnections }, "connections still counted after shutdown");
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = undefined;
+    if (this.healthSave !== undefined) {
+      this.timers.clear(this.healthSave);
+      this.healthSave = undefined;
+      await this.saveHealth();
+    }
     await this.health.close();
     this.accessLog.close();
+  }
+
+  /** A member's health-check state: UNCHECKED until its first result; undefined without a monitor. */
+  memberHealth(poolId: string, memberId: string): "UNCHECKED" | "ONLINE" | "OFFLINE" | undefined {
+    return this.health.status(`${poolId}/${memberId}`)?.state;
+  }
+
+  /** Coalesce health.json writes: at most one per HEALTH_SAVE_MS, off the change path. */
+  private scheduleHealthSave(): void {
+    if (!this.store || this.healthSave !== undefined || this.closed) return;
+    this.healthSave = this.timers.set(() => {
+      this.healthSave = undefined;
+      void this.saveHealth();
+    }, HEALTH_SAVE_MS);
+  }
+
+  private async saveHealth(): Promise<void> {
+    if (!this.store) return;
+    const members: HealthSnapshot["members"] = {};
+    for (const [key, { member }] of this.checked) {
+      const state = this.health.status(key)?.state;
+      if (state === "ONLINE" || state === "OFFLINE") members[key] = { endpoint: member.key, state };
+    }
+    try {
+      await this.store.saveHealth({ version: 1, members });
+    } catch (err) {
+      this.logger.warn({ ev: "health_save_failed", err: (err as Error).message }, `cannot write ${this.store.healthFile}; a restart will check members from scratch`);
+    }
   }
 
   private serialise<T>(fn: () => Promise<T>): Promise<T> {
@@ -565,9 +612,13 @@ export class Engine {
     if (this.health.has(key)) {
       this.health.update(key, hm, target);
     } else {
-      if (m.status === "NO_MONITOR") m.status = "OFFLINE"; // offline until its first check passes
+      // A member known before a restart keeps its last health until its first check (SPEC §4);
+      // a new one is offline until its first check passes.
+      const saved = this.restoredHealth[key];
+      const restored = saved && saved.endpoint === m.key ? saved.state : undefined;
+      m.status = restored ?? "OFFLINE";
       this.checked.set(key, { pool, member: m });
-      this.health.add(key, target, hm);
+      this.health.add(key, target, hm, restored ? { restored } : {});
     }
   }
 
@@ -575,7 +626,7 @@ export class Engine {
     const m = pool.remove(id, now);
     if (!m) return;
     const key = this.healthKey(pool, m);
-    this.health.remove(key);
+    if (this.health.remove(key)) this.scheduleHealthSave();
     this.checked.delete(key);
   }
 }

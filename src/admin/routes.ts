@@ -192,7 +192,7 @@ export function engineRuntime(engine: Engine): RuntimeView {
   return {
     member(poolId, memberId) {
       const m = engine.pool(poolId)?.members.get(memberId);
-      return m ? { status: m.status, effectiveWeight: m.effectiveWeight, active: m.active, total: m.total } : undefined;
+      return m ? { status: m.status, health: engine.memberHealth(poolId, memberId), effectiveWeight: m.effectiveWeight, active: m.active, total: m.total } : undefined;
     },
     listener(id) {
       const l = engine.listener(id);

@@ -15,6 +15,8 @@ export type ViewStatus = OperatingStatus | "UNKNOWN";
 /** What the running engine knows about a member beyond its config. */
 export interface MemberRuntimeView {
   status: OperatingStatus;
+  /** The health-check state; undefined without a monitor. */
+  health?: "UNCHECKED" | "ONLINE" | "OFFLINE" | undefined;
   effectiveWeight: number;
   active: number;
   total: number;
@@ -128,6 +130,11 @@ export interface MemberView {
   admin_state_up: boolean;
   instance_id: string;
   operating_status: ViewStatus;
+  /**
+   * lb4: what the health checks say: UNCHECKED (no result yet: not a failure), ONLINE, OFFLINE;
+   * NO_MONITOR without a monitor; UNKNOWN offline (from a file).
+   */
+  health: "UNCHECKED" | "ONLINE" | "OFFLINE" | "NO_MONITOR" | "UNKNOWN";
   pool_id: string;
   loadbalancer_id: string;
   ip_version: 4 | 6;
@@ -150,6 +157,7 @@ export function memberView(config: Config, lb: LoadBalancerConfig, pool: PoolCon
     admin_state_up: m.admin_state_up,
     instance_id: m.instance_id ?? "",
     operating_status: operatingStatus(pool, m, rt),
+    health: rt ? (rt.health ?? "NO_MONITOR") : pool.healthmonitor?.admin_state_up ? "UNKNOWN" : "NO_MONITOR",
     pool_id: pool.id,
     loadbalancer_id: lb.id,
     ip_version: m.address.includes(":") ? 6 : 4,

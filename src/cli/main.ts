@@ -4,7 +4,12 @@
  * start, request refused), 2 usage error.
  */
 import { Command, CommanderError, Option } from "commander";
-import { loadConfigFile } from "../config/load.js";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { interpolateEnv, loadConfigFile, parseDocument } from "../config/load.js";
+import { configSchema, type Config } from "../config/schema.js";
+import { gateWithState } from "../control/gate.js";
+import { StateStore } from "../state/store.js";
 import { unsupportedFeatures } from "../config/support.js";
 import { ConfigError, Lb4Error, formatProblem } from "../errors.js";
 import { startLoadBalancer, type LoadBalancerHandle } from "../engine.js";
@@ -101,10 +106,11 @@ Example:
       if (stopping) return;
       stopping = true;
       logger.info({ ev: "stop", signal, active: handle.activeConnections(), grace_s: opts.grace }, "stopping: no new connections, letting open ones finish");
-      await admin?.close();
-      await handle.close({ graceMs: opts.grace * 1000 });
+      // Exit 0 within grace + 2 s whatever the clients, the admin API or the log reader do (SPEC §5).
+      setTimeout(() => flushAndExit(logger, 0, 500), opts.grace * 1000 + 1200).unref();
+      await Promise.all([admin?.close(), handle.close({ graceMs: opts.grace * 1000 })]);
       logger.info({ ev: "stopped" }, "lb4 stopped");
-      flushAndExit(logger, 0);
+      flushAndExit(logger, 0, 1500);
     };
     process.on("SIGTERM", () => void stop("SIGTERM"));
     process.on("SIGINT", () => void stop("SIGINT"));
@@ -115,19 +121,59 @@ Example:
 
 program
   .command("validate")
-  .description("Check a config file; print every problem with its field path. Exit 0 when valid, 1 otherwise.")
+  .description(
+    "Check a config file as `lb4 start` would: with the runtime state under its state_dir (members changed through the admin API, " +
+      "load balancers whose cross-VPC switch was ever on). Print every problem with its field path and code. Exit 0 when valid, 1 otherwise.",
+  )
   .requiredOption("-c, --config <file>", "config file (.yaml, .yml or .json)")
-  .addHelpText("after", "\nExample:\n  lb4 validate --config lb4.yaml")
-  .action(async (opts: { config: string }) => {
-    const { config, file } = await loadConfigFile(opts.config);
+  .option("--no-state", "check the file alone, without the runtime state under state_dir")
+  .addHelpText("after", "\nExamples:\n  lb4 validate --config lb4.yaml\n  lb4 validate --config lb4.yaml --no-state")
+  .action(async (opts: { config: string; state: boolean }) => {
+    const { config, file, stateNote } = await validateFile(opts.config, opts.state);
     const lbs = config.loadbalancers;
     const count = (f: (lb: (typeof lbs)[number]) => number) => lbs.reduce((n, lb) => n + f(lb), 0);
     console.log(
       `${file}: valid (${lbs.length} load balancer(s), ${count((lb) => lb.listeners.length)} listener(s), ` +
         `${count((lb) => lb.pools.length)} pool(s), ${count((lb) => lb.pools.reduce((n, p) => n + p.members.length, 0))} member(s))`,
     );
+    console.log(stateNote);
     for (const p of unsupportedFeatures(config)) console.log(`note: ${formatProblem(p)}`);
   });
+
+/**
+ * The file through the same gate as `lb4 start`: the persisted cross-VPC facts apply to the
+ * file itself, then the runtime member overlay goes on top.
+ */
+async function validateFile(file: string, withState: boolean): Promise<{ config: Config; file: string; stateNote: string }> {
+  if (!withState) {
+    const loaded = await loadConfigFile(file);
+    return { ...loaded, stateNote: "checked the file alone (--no-state); lb4 start also applies the runtime state under state_dir" };
+  }
+  const store = new StateStore(await stateDirOf(file));
+  const state = await store.load();
+  const loaded = await loadConfigFile(file, { ctx: { everEnabled: new Set(state.cross_vpc_enabled) } });
+  const config = gateWithState(loaded.config, state, store.file);
+  const changes = Object.values(state.members).reduce((n, o) => n + Object.keys(o.upsert).length + o.deleted.length, 0);
+  const facts = state.cross_vpc_enabled.length ? `; cross-VPC ever enabled on ${state.cross_vpc_enabled.join(", ")}` : "";
+  const stateNote =
+    changes === 0 && facts === ""
+      ? `no runtime state in ${store.dir}: the file alone decides`
+      : `checked with the runtime state in ${store.file}: ${changes} member change(s)${facts}`;
+  return { config, file: loaded.file, stateNote };
+}
+
+/** state_dir of a config file before it is validated (state decides some of its rules). */
+async function stateDirOf(file: string): Promise<string> {
+  const abs = path.resolve(file);
+  let doc: unknown;
+  try {
+    doc = interpolateEnv(parseDocument(await readFile(abs, "utf8"), abs), process.env, []);
+  } catch {
+    doc = undefined; // loadConfigFile reports why the file does not load
+  }
+  const dir = (doc as { state_dir?: unknown } | undefined)?.state_dir;
+  return path.resolve(path.dirname(abs), typeof dir === "string" && dir !== "" ? dir : configSchema.shape.state_dir.parse(undefined));
+}
 
 program
   .command("demo")

@@ -97,6 +97,11 @@ export class FlowTable<F extends Flow> {
     return out;
   }
 
+  /** Visit every flow, oldest first, without a snapshot array; `fn` must not add or delete. */
+  forEach(fn: (flow: F) => void): void {
+    for (let f = this.head; f !== null; f = f.next as F | null) fn(f);
+  }
+
   /** Every flow, oldest first (a snapshot, safe to delete while iterating it). */
   all(): F[] {
     const out: F[] = [];

@@ -5,7 +5,7 @@
 import type { AccessList } from "../acl/ipgroup.js";
 import type { ListenerConfig } from "../config/schema.js";
 import type { PoolRuntime } from "../model/pool.js";
-import type { ListenerStats } from "./stats.js";
+import type { ListenerStats, Traffic } from "./stats.js";
 
 export interface Listener {
   config: ListenerConfig;
@@ -14,6 +14,8 @@ export interface Listener {
   /** Cached `logger.isLevelEnabled("info")` for the access log, refreshed on reload. */
   accessLog: boolean;
   readonly stats: ListenerStats;
+  /** Bytes/datagrams so far, open connections/flows included; for scrapes, not the data path. */
+  traffic(): Traffic;
   listen(): Promise<void>;
   /** Engine tick: idle timeouts, connect timeouts, drain deadlines. */
   sweep(now: number): void;

@@ -3,7 +3,7 @@
  * labels, no strings). metrics/ reads them on scrape, so nothing here is per-chunk.
  */
 export class ListenerStats {
-  /** Connections (TCP) or flows (UDP) accepted and handed to a member. */
+  /** Connections (TCP) or flows (UDP) accepted and handed to a member, counted at that moment. */
   total = 0;
   active = 0;
   refusedAcl = 0;
@@ -11,10 +11,13 @@ export class ListenerStats {
   refusedNoMember = 0;
   connectErrors = 0;
   retries = 0;
-  /** Bytes client→member and member→client, added when a connection/flow ends. */
+  /**
+   * Bytes client→member and member→client of connections/flows that ended; the listener's
+   * traffic() adds those still open.
+   */
   bytesIn = 0;
   bytesOut = 0;
-  /** UDP datagrams, added when a flow ends. */
+  /** UDP datagrams of flows that ended (traffic() adds the open ones). */
   datagramsIn = 0;
   datagramsOut = 0;
   /** Closed by idle timeout, by drain, by shutdown. */
@@ -32,3 +35,11 @@ export type EndReason =
   | "drained"
   | "shutdown"
   | "member_unreachable";
+
+/** Bytes and datagrams forwarded so far, open connections/flows included (read at scrape). */
+export interface Traffic {
+  bytesIn: number;
+  bytesOut: number;
+  datagramsIn: number;
+  datagramsOut: number;
+}

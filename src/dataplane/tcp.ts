@@ -17,7 +17,7 @@ import type { ClientInfo } from "../scheduling/types.js";
 import type { PoolRuntime } from "../model/pool.js";
 import { normaliseIp } from "../ip.js";
 import type { EndReason } from "./stats.js";
-import { ListenerStats } from "./stats.js";
+import { ListenerStats, type Traffic } from "./stats.js";
 import type { RateLimitedLog } from "./ratelimit.js";
 import type { AccessLog } from "./access-log.js";
 import type { Listener } from "./listener.js";
@@ -136,6 +136,8 @@ export class TcpSession implements ClientInfo {
       this.fail(this.tries === 0 ? "closed" : "connect_failed", undefined, this.tries === 0);
       return;
     }
+    // Counted once, when first handed to a member (not at close: SPEC §9 totals are live).
+    if (this.tries === 0) l.stats.total++;
     this.tries++;
     this.member = member;
     member.active++;
@@ -247,10 +249,8 @@ export class TcpSession implements ClientInfo {
     c[kSession] = undefined;
     if (this.upstream) this.upstream[kSession] = undefined;
     const m = this.member;
-    if (m) {
-      m.active--;
-      l.stats.total++;
-    }
+    if (m) m.active--;
+    // Read and added in the same turn the session leaves the list: traffic() never counts it twice.
     const bytesIn = c.bytesRead;
     const bytesOut = c.bytesWritten;
     l.stats.bytesIn += bytesIn;
@@ -375,15 +375,36 @@ export class TcpListener implements Listener {
     this.sessions.forEach((s) => s.sweep(now, idleMs));
   }
 
-  /** Stop accepting; open connections continue. */
+  /**
+   * Stop accepting; open connections continue. Resolves once the port is released, not when
+   * server.close()'s callback fires (that waits for every open connection to end).
+   */
   stopAccepting(): Promise<void> {
-    this.closing = true;
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    if (!this.closing) {
+      this.closing = true;
+      if (this.server.listening) this.server.close();
+    }
+    return Promise.resolve();
   }
 
   /** Close every open connection now. */
   destroyAll(): void {
     this.sessions.forEach((s) => s.fail("shutdown"));
+  }
+
+  /**
+   * Bytes so far, open connections included, read at scrape time from the sockets' own
+   * counters (no per-chunk work). Monotonic: a session's bytes move from the walk into
+   * `stats` in the turn it ends.
+   */
+  traffic(): Traffic {
+    let bytesIn = this.stats.bytesIn;
+    let bytesOut = this.stats.bytesOut;
+    this.sessions.forEach((s) => {
+      bytesIn += s.client.bytesRead;
+      bytesOut += s.client.bytesWritten;
+    });
+    return { bytesIn, bytesOut, datagramsIn: 0, datagramsOut: 0 };
   }
 
   get address(): net.AddressInfo | undefined {

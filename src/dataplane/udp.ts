@@ -21,7 +21,7 @@ import { normaliseIp } from "../ip.js";
 import { FlowTable, type Flow } from "./flow-table.js";
 import type { Listener } from "./listener.js";
 import type { RateLimitedLog } from "./ratelimit.js";
-import { ListenerStats, type EndReason } from "./stats.js";
+import { ListenerStats, type EndReason, type Traffic } from "./stats.js";
 
 /** Flow cap when the listener's connection_limit is 0 (unlimited). */
 export const DEFAULT_MAX_FLOWS = 65_536;
@@ -211,6 +211,7 @@ export class UdpListener implements Listener {
     member.active++;
     member.total++;
     st.active++;
+    st.total++;
     f.queue = [msg];
 
     const addr = member.config.address;
@@ -285,7 +286,7 @@ export class UdpListener implements Listener {
     const st = this.stats;
     m.active--;
     st.active--;
-    st.total++;
+    // Moved from the open flows into stats in one turn: traffic() never counts a flow twice.
     st.bytesIn += f.bytesIn;
     st.bytesOut += f.bytesOut;
     st.datagramsIn += f.datagramsIn;
@@ -369,6 +370,19 @@ export class UdpListener implements Listener {
         resolve();
       }
     });
+  }
+
+  /** Bytes and datagrams so far, open flows included (a walk of the flow table, at scrape time). */
+  traffic(): Traffic {
+    const st = this.stats;
+    const t: Traffic = { bytesIn: st.bytesIn, bytesOut: st.bytesOut, datagramsIn: st.datagramsIn, datagramsOut: st.datagramsOut };
+    this.flows.forEach((f) => {
+      t.bytesIn += f.bytesIn;
+      t.bytesOut += f.bytesOut;
+      t.datagramsIn += f.datagramsIn;
+      t.datagramsOut += f.datagramsOut;
+    });
+    return t;
   }
 
   /** End every flow now ("shutdown"). */

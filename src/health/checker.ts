@@ -4,7 +4,7 @@
  * timers of equal duration in one list under a single native timer, so 1,000 members
  * cost about as much as a hand-rolled wheel, without the code (see the report's CPU figure).
  */
-import { systemClock, type Clock } from "../clock.js";
+import { systemClock, type Clock, type Timers } from "../clock.js";
 import { Lb4Error } from "../errors.js";
 import { probe as httpProbe } from "./probers/http.js";
 import { errText } from "./probers/common.js";
@@ -14,6 +14,7 @@ import {
   applyResult,
   firstCheckDelayMs,
   initialHealth,
+  restoredHealth,
   type HealthState,
   type MemberHealth,
   type Transition,
@@ -47,10 +48,7 @@ export interface MemberHealthStatus {
 }
 
 /** Timer seam so unit tests can drive scheduling from a FakeClock. */
-export interface TimerApi {
-  set(fn: () => void, ms: number): unknown;
-  clear(handle: unknown): void;
-}
+export type TimerApi = Timers;
 
 /**
  * Due times are rounded up to a 10 ms grid so members due close together share one
@@ -66,6 +64,9 @@ export const realTimers: TimerApi = {
   },
   clear: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
 };
+
+/** After a restart, members with a known health are first checked within this, spread over it. */
+export const RESTORED_FIRST_CHECK_MS = 1000;
 
 export const defaultProbers: Readonly<Record<HealthMonitorType, Prober>> = Object.freeze({
   TCP: tcpProbe,
@@ -132,8 +133,12 @@ export class HealthChecker {
     return this.members.has(memberKey);
   }
 
-  /** Start checking a member: first check at a random moment within `delay`. Adding a known key updates it. */
-  add(memberKey: string, target: CheckTarget, settings: HealthMonitorSettings): void {
+  /**
+   * Start checking a member: first check at a random moment within `delay`. With `restored`
+   * (its last known state from before a restart) it keeps that state until its first check,
+   * which runs within RESTORED_FIRST_CHECK_MS. Adding a known key updates it.
+   */
+  add(memberKey: string, target: CheckTarget, settings: HealthMonitorSettings, opts: { restored?: "ONLINE" | "OFFLINE" } = {}): void {
     if (this.closed) throw new Lb4Error("LB4.HEALTH_CHECKER_CLOSED", "health checker is closed; create a new one");
     if (this.members.has(memberKey)) {
       this.update(memberKey, settings, target);
@@ -143,7 +148,7 @@ export class HealthChecker {
       key: memberKey,
       target,
       settings,
-      health: initialHealth,
+      health: opts.restored ? restoredHealth(opts.restored) : initialHealth,
       lastResult: null,
       lastDetail: null,
       checkedAt: null,
@@ -155,7 +160,7 @@ export class HealthChecker {
       removed: false,
     };
     this.members.set(memberKey, e);
-    if (settings.admin_state_up) this.scheduleFirst(e);
+    if (settings.admin_state_up) this.scheduleFirst(e, opts.restored ? RESTORED_FIRST_CHECK_MS / 1000 : settings.delay);
   }
 
   /**
@@ -235,9 +240,9 @@ export class HealthChecker {
     e.checkedAt = null;
   }
 
-  private scheduleFirst(e: Entry): void {
+  private scheduleFirst(e: Entry, withinSeconds = e.settings.delay): void {
     e.lastStarted = null;
-    e.nextDue = this.clock.now() + firstCheckDelayMs(e.settings.delay, this.random);
+    e.nextDue = this.clock.now() + firstCheckDelayMs(withinSeconds, this.random);
     if (!e.inFlight) this.arm(e);
     // else: the probe being aborted/finished arms the timer when it settles.
   }

@@ -14,6 +14,8 @@ export interface MemberHealth {
   readonly passes: number;
   /** Consecutive failures; reset by a pass. */
   readonly failures: number;
+  /** Restored from before a restart: the first result decides, as for a new member. */
+  readonly restored?: boolean;
 }
 
 export interface Transition {
@@ -25,6 +27,11 @@ export interface Transition {
 export type Thresholds = Pick<HealthMonitorSettings, "max_retries" | "max_retries_down">;
 
 export const initialHealth: MemberHealth = Object.freeze({ state: "UNCHECKED", passes: 0, failures: 0 });
+
+/** The last known state from before a restart, kept until the first check after it (SPEC §4). */
+export function restoredHealth(state: "ONLINE" | "OFFLINE"): MemberHealth {
+  return Object.freeze({ state, passes: 0, failures: 0, restored: true });
+}
 
 export interface StepResult {
   readonly health: MemberHealth;
@@ -50,6 +57,13 @@ export function applyResult(
       health: { state: to, passes, failures },
       transition: { from: "UNCHECKED", to, reason: ok ? "first check passed" : `first check failed${why}` },
     };
+  }
+  if (h.restored) {
+    // The first check after a restart decides too; a confirmed state is no transition.
+    const to = ok ? "ONLINE" : "OFFLINE";
+    const health = { state: to, passes, failures } as const;
+    if (to === h.state) return { health };
+    return { health, transition: { from: h.state, to, reason: ok ? "first check after restart passed" : `first check after restart failed${why}` } };
   }
   if (h.state === "OFFLINE" && ok && passes >= t.max_retries) {
     return {

@@ -9,6 +9,7 @@ import { pino } from "pino";
 import { LineBatcher } from "../log.js";
 import type { Engine } from "../engine.js";
 import type { ListenerStats } from "../dataplane/stats.js";
+import type { Listener } from "../dataplane/listener.js";
 
 export interface Metrics {
   registry: client.Registry;
@@ -16,16 +17,17 @@ export interface Metrics {
   scrape(): Promise<{ contentType: string; body: string }>;
 }
 
-type ListenerRow = { labels: { lb: string; listener: string; protocol: string }; stats: ListenerStats };
+type ListenerRow = { labels: { lb: string; listener: string; protocol: string }; stats: ListenerStats; listener: Listener };
 
 export function createMetrics(engine: Engine, opts: { processMetrics?: boolean } = {}): Metrics {
   const registry = new client.Registry();
-  if (opts.processMetrics ?? true) client.collectDefaultMetrics({ register: registry, prefix: "lb4_process_" });
+  // prom-client's names already start with process_ / nodejs_: lb4_process_cpu_…, lb4_nodejs_….
+  if (opts.processMetrics ?? true) client.collectDefaultMetrics({ register: registry, prefix: "lb4_" });
 
   const listeners = (): ListenerRow[] => {
     const rows: ListenerRow[] = [];
     for (const lb of engine.lbs.values()) {
-      for (const l of lb.listeners.values()) rows.push({ labels: { lb: lb.config.id, listener: l.config.id, protocol: l.config.protocol }, stats: l.stats });
+      for (const l of lb.listeners.values()) rows.push({ labels: { lb: lb.config.id, listener: l.config.id, protocol: l.config.protocol }, stats: l.stats, listener: l });
     }
     return rows;
   };
@@ -40,7 +42,7 @@ export function createMetrics(engine: Engine, opts: { processMetrics?: boolean }
   };
 
   /** A counter whose value is read from the engine's plain counters at scrape time. */
-  const listenerCounter = (name: string, help: string, read: (s: ListenerStats) => Array<[Record<string, string>, number]>) =>
+  const listenerCounter = (name: string, help: string, read: (s: ListenerStats, l: Listener) => Array<[Record<string, string>, number]>) =>
     new client.Counter({
       name,
       help,
@@ -48,19 +50,25 @@ export function createMetrics(engine: Engine, opts: { processMetrics?: boolean }
       registers: [registry],
       collect() {
         this.reset();
-        for (const { labels, stats } of listeners()) for (const [extra, v] of read(stats)) if (v > 0) this.inc({ ...labels, ...extra }, v);
+        for (const { labels, stats, listener } of listeners()) for (const [extra, v] of read(stats, listener)) if (v > 0) this.inc({ ...labels, ...extra }, v);
       },
     });
 
-  listenerCounter("lb4_connections_total", "TCP connections and UDP flows handed to a member, counted when they end", (s) => [[{}, s.total]]);
-  listenerCounter("lb4_bytes_total", "Bytes forwarded (in = client to member, out = member to client), counted when a connection/flow ends", (s) => [
-    [{ direction: "in" }, s.bytesIn],
-    [{ direction: "out" }, s.bytesOut],
-  ]);
-  listenerCounter("lb4_datagrams_total", "UDP datagrams forwarded, counted when a flow ends", (s) => [
-    [{ direction: "in" }, s.datagramsIn],
-    [{ direction: "out" }, s.datagramsOut],
-  ]);
+  listenerCounter("lb4_connections_total", "TCP connections and UDP flows handed to a member, counted when handed over", (s) => [[{}, s.total]]);
+  listenerCounter("lb4_bytes_total", "Bytes forwarded (in = client to member, out = member to client), open connections/flows included", (_s, l) => {
+    const t = l.traffic();
+    return [
+      [{ direction: "in" }, t.bytesIn],
+      [{ direction: "out" }, t.bytesOut],
+    ];
+  });
+  listenerCounter("lb4_datagrams_total", "UDP datagrams forwarded, open flows included", (_s, l) => {
+    const t = l.traffic();
+    return [
+      [{ direction: "in" }, t.datagramsIn],
+      [{ direction: "out" }, t.datagramsOut],
+    ];
+  });
   listenerCounter("lb4_connect_errors_total", "Member connect failures (refused or timed out)", (s) => [[{}, s.connectErrors]]);
   listenerCounter("lb4_retries_total", "Connect retries on another member", (s) => [[{}, s.retries]]);
   listenerCounter("lb4_refused_total", "Clients refused, by reason (acl, limit, no_member)", (s) => [

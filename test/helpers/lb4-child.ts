@@ -46,8 +46,8 @@ export interface Lb4Child {
 const children = new Set<Lb4Child>();
 
 /** `node bin/lb4 start --config FILE`, resolved once it has logged its start. */
-export async function startLb4(configFile: string, adminPort: number, env: Record<string, string> = {}): Promise<Lb4Child> {
-  const proc = spawn(process.execPath, [bin, "start", "--config", configFile, "--grace", "1"], {
+export async function startLb4(configFile: string, adminPort: number, env: Record<string, string> = {}, args: string[] = ["--grace", "1"]): Promise<Lb4Child> {
+  const proc = spawn(process.execPath, [bin, "start", "--config", configFile, ...args], {
     env: { ...process.env, LB4_LOG_FORMAT: "json", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

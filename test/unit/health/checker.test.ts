@@ -385,3 +385,28 @@ describe("HealthChecker (fake clock, scripted prober)", () => {
     await c.close();
   });
 });
+
+describe("HealthChecker: health restored after a restart (SPEC §4)", () => {
+  it.each([
+    { restored: "ONLINE" as const, script: "P", after: "ONLINE", transitions: [] as string[] },
+    { restored: "ONLINE" as const, script: "F", after: "OFFLINE", transitions: ["ONLINE->OFFLINE"] },
+    { restored: "OFFLINE" as const, script: "P", after: "ONLINE", transitions: ["OFFLINE->ONLINE"] },
+    { restored: "OFFLINE" as const, script: "F", after: "OFFLINE", transitions: [] as string[] },
+  ])("restored $restored, first check $script: keeps the state until the check, which decides at once ($after)", async ({ restored, script, after, transitions }) => {
+    // random 0.999 with delay 5 would put a new member's first check at 4,995 ms.
+    const h = setup({ "10.0.0.1:80": script }, { random: () => 0.999 });
+    current = h.checker;
+    h.checker.add("m1", { address: "10.0.0.1", port: 80 }, { ...base, max_retries: 3, max_retries_down: 3 }, { restored });
+    expect(h.checker.status("m1")).toMatchObject({ status: restored, state: restored, lastResult: null });
+    await h.timers.advance(998);
+    expect(h.calls).toHaveLength(0);
+    expect(h.checker.status("m1")?.state).toBe(restored);
+    await h.timers.advance(1);
+    expect(h.calls.map((c) => c.at)).toEqual([1_999]);
+    expect(h.checker.status("m1")?.state).toBe(after);
+    expect(h.transitions.map((t) => `${t.t.from}->${t.t.to}`)).toEqual(transitions);
+    // From then on the thresholds apply as usual: the next result alone changes nothing.
+    await h.timers.advance(5000);
+    expect(h.checker.status("m1")?.state).toBe(after);
+  });
+});

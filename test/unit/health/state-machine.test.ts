@@ -3,9 +3,8 @@ import {
   applyResult,
   firstCheckDelayMs,
   initialHealth,
+  restoredHealth,
   isOnline,
-  parseExpectedCodes,
-  validateExpectedCodes,
   type MemberHealth,
   type Transition,
 } from "../../../src/health/state-machine.js";

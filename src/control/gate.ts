@@ -1,0 +1,53 @@
+/**
+ * The one gate every candidate configuration passes before it runs, whatever its source
+ * (start, reload, a member change, `lb4 validate`): schema and cross-field rules, the
+ * persisted cross-VPC facts, and what this build can serve. Pure.
+ */
+import type { Config } from "../config/schema.js";
+import { unsupportedFeatures } from "../config/support.js";
+import { validateConfig } from "../config/validate.js";
+import { ConfigError, NotSupportedError, type Problem } from "../errors.js";
+import { applyOverlay, fromOverlay, type RuntimeState } from "../state/store.js";
+
+export interface GateOptions {
+  /** Apply the persisted facts (cross-VPC ever enabled) and name runtime-added members as such. */
+  state?: RuntimeState;
+  /** Where that state lives, for messages. */
+  stateFile?: string;
+}
+
+/** Validate a candidate; throws ConfigError (every problem) or NotSupportedError. */
+export function gate(candidate: unknown, opts: GateOptions = {}): Config {
+  const { state } = opts;
+  const r = validateConfig(candidate, state ? { everEnabled: new Set(state.cross_vpc_enabled) } : {});
+  if (!r.ok) throw new ConfigError(state ? r.problems.map((p) => nameRuntimeMember(p, candidate, state, opts.stateFile)) : r.problems);
+  const unsupported = unsupportedFeatures(r.config);
+  if (unsupported.length) throw new NotSupportedError(new ConfigError(unsupported).message);
+  return r.config;
+}
+
+/** A base config with the runtime overlay applied, through the gate. */
+export function gateWithState(base: Config, state: RuntimeState, stateFile?: string): Config {
+  return gate(applyOverlay(base, state), { state, ...(stateFile ? { stateFile } : {}) });
+}
+
+const MEMBER_PATH = /^loadbalancers\[(\d+)\]\.pools\[(\d+)\]\.members\[(\d+)\](.*)$/;
+
+/**
+ * A problem in a member that came from the runtime overlay names the member by id and says
+ * where it comes from: an index into the merged list means nothing to the operator.
+ */
+function nameRuntimeMember(p: Problem, candidate: unknown, state: RuntimeState, stateFile: string | undefined): Problem {
+  const m = MEMBER_PATH.exec(p.path);
+  if (!m) return p;
+  const c = candidate as { loadbalancers?: Array<{ pools?: Array<{ id?: unknown; members?: Array<{ id?: unknown }> }> }> };
+  const pool = c.loadbalancers?.[Number(m[1])]?.pools?.[Number(m[2])];
+  const memberId = pool?.members?.[Number(m[3])]?.id;
+  if (typeof pool?.id !== "string" || typeof memberId !== "string" || !fromOverlay(state, pool.id, memberId)) return p;
+  const where = stateFile ?? "state_dir";
+  return {
+    ...p,
+    path: `pool "${pool.id}" member "${memberId}"${m[4]}`,
+    message: `${p.message} (this member was added or changed at runtime and is stored in ${where}; change it through the admin API or remove it there)`,
+  };
+}
