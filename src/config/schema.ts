@@ -4,6 +4,7 @@
  * validate.ts, which runs on the parsed result. Field names follow the ELB v3 API.
  */
 import { z } from "zod";
+import { EXPECTED_CODES_INVALID, validateExpectedCodes } from "../health/expected-codes.js";
 import { ipFamily, parseRange } from "../ip.js";
 import { escapeProblem } from "../health/tcp-exchange.js";
 
@@ -81,10 +82,12 @@ export const healthMonitorSchema = z.strictObject({
     .max(80, { error: "must be 1-80 characters" })
     .regex(/^\/[\x21-\x7e]*$/, { error: 'must start with "/" and hold no spaces or control characters' })
     .default("/"),
+  // One parser for the schema and the prober: whatever validates is what the check matches.
   expected_codes: z
-    .string()
-    .regex(/^[1-5]\d\d(-[1-5]\d\d)?(,[1-5]\d\d(-[1-5]\d\d)?)*$/, {
-      error: 'must be a status code, a list or a range: "200", "200,202", "200-299"',
+    .string({ error: 'must be a string such as "200" or "200-299,302"' })
+    .superRefine((text, ctx) => {
+      const error = validateExpectedCodes(text);
+      if (error) ctx.addIssue({ code: "custom", message: error, params: { code: EXPECTED_CODES_INVALID } });
     })
     .default("200"),
   http_method: z.enum(["GET", "HEAD", "POST"], { error: "must be GET, HEAD or POST" }).default("GET"),

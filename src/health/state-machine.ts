@@ -2,7 +2,6 @@
  * The health state machine of SPEC §4 — pure: results in, state and transitions out.
  * No clock is needed here: timing lives in checker.ts.
  */
-import { Lb4Error } from "../errors.js";
 import type { HealthMonitorSettings } from "./types.js";
 
 /** UNCHECKED: added, no result yet (counts as offline: a member is offline until it passes). */
@@ -100,61 +99,4 @@ export function firstCheckDelayMs(delaySeconds: number, random: () => number): n
   // Clamp: a broken random (1, negative, NaN) must still land inside the window.
   const ms = Number.isFinite(r) ? Math.floor(r * span) : 0;
   return Math.min(span - 1, Math.max(0, ms));
-}
-
-// ---- expected_codes --------------------------------------------------------------------
-
-/** A matcher for HTTP status codes; `text` is the source string, for details. */
-export interface ExpectedCodes {
-  (status: number): boolean;
-  readonly text: string;
-}
-
-const MIN_CODE = 100;
-const MAX_CODE = 599;
-const CODE = /^[0-9]{3}$/;
-
-function checkCode(s: string): string | undefined {
-  if (!CODE.test(s)) return `"${s}" is not a 3-digit HTTP status code`;
-  const n = Number(s);
-  if (n < MIN_CODE || n > MAX_CODE) return `${s} is outside ${MIN_CODE}-${MAX_CODE}`;
-  return undefined;
-}
-
-const FORMS = 'use a single code ("200"), a comma-separated list ("200,202") or a range ("200-299")';
-
-/** The three forms of the ELB API, nothing else (no spaces, no mixing lists and ranges). */
-function parse(text: string): { error: string } | { match: (status: number) => boolean } {
-  if (typeof text !== "string" || text.length === 0) return { error: `expected_codes is empty; ${FORMS}` };
-  if (text.includes("-")) {
-    const parts = text.split("-");
-    if (parts.length !== 2 || text.includes(",")) return { error: `"${text}" is not a valid range; ${FORMS}` };
-    const [a = "", b = ""] = parts;
-    const err = checkCode(a) ?? checkCode(b);
-    if (err) return { error: `${err}; ${FORMS}` };
-    const lo = Number(a);
-    const hi = Number(b);
-    if (lo > hi) return { error: `range "${text}" runs backwards; write the lower code first` };
-    return { match: (s) => s >= lo && s <= hi };
-  }
-  const set = new Set<number>();
-  for (const part of text.split(",")) {
-    const err = checkCode(part);
-    if (err) return { error: `${err}; ${FORMS}` };
-    set.add(Number(part));
-  }
-  return { match: (s) => set.has(s) };
-}
-
-/** Error text for an invalid `expected_codes`, or undefined when valid (the config validator calls this). */
-export function validateExpectedCodes(text: string): string | undefined {
-  const r = parse(text);
-  return "error" in r ? r.error : undefined;
-}
-
-/** Throws Lb4Error LB4.HEALTH_EXPECTED_CODES_INVALID on an invalid string. */
-export function parseExpectedCodes(text: string): ExpectedCodes {
-  const r = parse(text);
-  if ("error" in r) throw new Lb4Error("LB4.HEALTH_EXPECTED_CODES_INVALID", `invalid expected_codes: ${r.error}`);
-  return Object.assign((status: number) => r.match(status), { text });
 }

@@ -2,7 +2,7 @@
 import http from "node:http";
 import net from "node:net";
 import type { HealthMonitorSettings, ProbeOptions, ProbeResult, ProbeTarget } from "../types.js";
-import { parseExpectedCodes } from "../state-machine.js";
+import { parseExpectedCodes } from "../expected-codes.js";
 import { errText, runProbe } from "./common.js";
 
 /** Host header when no domain_name is set: the member address (IPv6 bracketed), port unless 80. */
