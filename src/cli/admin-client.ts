@@ -5,7 +5,7 @@
  * carrying the API's error_code, so the CLI prints them and exits 1.
  */
 import { CommanderError } from "commander";
-import { Lb4Error } from "../errors.js";
+import { ConfigError, Lb4Error, formatProblem, type Problem } from "../errors.js";
 
 export const DEFAULT_ADMIN_URL = "http://127.0.0.1:9870";
 
@@ -26,6 +26,43 @@ export class AdminApiError extends Lb4Error {
   ) {
     super(code, message);
   }
+}
+
+/**
+ * A refusal whose body lists validation `problems` (a reload of an invalid file, a bad
+ * member): a ConfigError, so the CLI prints it as `lb4 validate` does — one problem per
+ * line — instead of the API's error_msg, which joins them all on one line.
+ */
+export class AdminProblemsError extends ConfigError {
+  override readonly code: string;
+  constructor(
+    readonly status: number,
+    code: string,
+    summary: string,
+    problems: readonly Problem[],
+  ) {
+    super(problems);
+    this.code = code;
+    this.message = `${summary}\n${problems.map((p) => `  - ${problemLine(p)}`).join("\n")}`;
+  }
+}
+
+/** A problem with its rule's code, e.g. `loadbalancers[0].pools[0].members[1].id: duplicate member id … [LB4.DUPLICATE_ID]`. */
+function problemLine(p: Problem): string {
+  const s = formatProblem(p);
+  return p.code && !s.includes(p.code) ? `${s} [${p.code}]` : s;
+}
+
+/** The `problems` of an error body, if it is a well-formed list of {path, message, code?}. */
+function bodyProblems(v: unknown): Problem[] | undefined {
+  if (!Array.isArray(v) || v.length === 0) return undefined;
+  const out: Problem[] = [];
+  for (const p of v as unknown[]) {
+    const o = (typeof p === "object" && p !== null ? p : {}) as Record<string, unknown>;
+    if (typeof o.message !== "string") return undefined;
+    out.push({ path: typeof o.path === "string" ? o.path : "", message: o.message, ...(typeof o.code === "string" ? { code: o.code } : {}) });
+  }
+  return out;
 }
 
 export function resolveAdminUrl(admin: string | undefined, env: Record<string, string | undefined> = process.env): URL {
@@ -110,18 +147,25 @@ export class AdminClient {
     );
   }
 
-  private refused(method: string, path: string, status: number, text: string): AdminApiError {
+  private refused(method: string, path: string, status: number, text: string): AdminApiError | AdminProblemsError {
     let code = `LB4.HTTP_${status}`;
     let msg = text.trim() || `HTTP ${status}`;
+    let problems: Problem[] | undefined;
     try {
-      const b = JSON.parse(text) as { error_code?: unknown; error_msg?: unknown };
+      const b = JSON.parse(text) as { error_code?: unknown; error_msg?: unknown; problems?: unknown };
       if (typeof b.error_code === "string") code = b.error_code;
       if (typeof b.error_msg === "string") msg = b.error_msg;
+      problems = bodyProblems(b.problems);
     } catch {
       // not JSON: keep the text
     }
     if (status === 401) msg += "; pass --token or set LB4_ADMIN_TOKEN";
-    return new AdminApiError(status, code, `${method} ${path} refused (HTTP ${status}): ${msg}`);
+    const head = `${method} ${path} refused (HTTP ${status})`;
+    if (!problems) return new AdminApiError(status, code, `${head}: ${msg}`);
+    // error_msg ends with the problems joined on one line; keep only what comes before them.
+    const at = msg.indexOf(formatProblem(problems[0]!));
+    const summary = at > 0 ? msg.slice(0, at).replace(/[\s:;]+$/, "") : `${problems.length} problem${problems.length === 1 ? "" : "s"}`;
+    return new AdminProblemsError(status, code, `${head} [${code}]: ${summary}:`, problems);
   }
 }
 
