@@ -2,19 +2,23 @@
  * The admin HTTP server (SPEC §8) on node:http: auth, body limits, JSON in and out,
  * keep-alive. The only admin module that touches sockets; routes.ts does the work.
  *
- * Order of checks for a request: token (401) → route (404 / 405) → declared body size
- * (413) → body read with the same limit (413) → route handler. A refused request never
- * reaches the engine, and the engine itself refuses a change whole, so nothing is ever
- * half-applied.
+ * Order of checks for a request: Host (403) → Origin (403) → body type of a write (415)
+ * → token (401) → route (404 / 405) → declared body size (413) → body read with the same
+ * limit (413) → route handler. The browser-safety checks (auth.ts) come first, with or
+ * without a token, so a foreign page never learns whether a token it sent was right. A
+ * refused request never reaches the engine, and the engine itself refuses a change whole,
+ * so nothing is ever half-applied.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import os from "node:os";
 import type { Logger } from "pino";
 import type { Engine } from "../engine.js";
 import { Lb4Error } from "../errors.js";
 import { isLoopback } from "../ip.js";
 import { splitHostPort } from "../config/schema.js";
-import { authorize } from "./auth.js";
+import { systemClock } from "../clock.js";
+import { AdminNames, admitRequest, authorize } from "./auth.js";
 import { HttpError, errorBody, matchRoute, toHttpError, type AdminContext, type AdminResponse, type MetricsProvider } from "./routes.js";
 
 /** Largest request body accepted (a member is a few hundred bytes). */
@@ -30,6 +34,11 @@ export interface AdminServerOptions {
   token?: string | undefined;
   /** Extra Host names the API answers to besides its own address (SPEC §8, admin.allowed_hosts). */
   allowedHosts?: readonly string[];
+  /**
+   * How other instances and operators reach this admin API ("host:port", cluster.advertise);
+   * its host is one of the API's names too. Not wired yet: cluster mode will pass it.
+   */
+  advertise?: string | undefined;
   logger: Logger;
   /** Re-read the config file and call engine.reload (shared with SIGHUP). */
   reload: () => Promise<void>;
@@ -55,10 +64,19 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     );
   }
   const ctx: AdminContext = { engine: opts.engine, logger: opts.logger, reload: opts.reload, metrics: opts.metrics };
-  const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const names = new AdminNames({
+    listenHost: hp.host,
+    extra: [
+      ...(opts.allowedHosts ?? []).map((value, i) => ({ field: `admin.allowed_hosts[${i}]`, value })),
+      ...(opts.advertise !== undefined ? [{ field: "cluster.advertise", value: opts.advertise }] : []),
+    ],
+    interfaces: hostAddresses,
+    clock: systemClock,
+  });
+  const settings: Settings = { token, maxBody: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, names };
 
   const server = http.createServer((req, res) => {
-    void handle(ctx, token, maxBody, req, res);
+    void handle(ctx, settings, req, res);
   });
   server.requestTimeout = 30_000;
   server.headersTimeout = 20_000;
@@ -97,14 +115,28 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   };
 }
 
-async function handle(ctx: AdminContext, token: string | undefined, maxBody: number, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+/** Every address of this host's interfaces (the names of a wildcard admin listener). */
+function hostAddresses(): string[] {
+  return Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+}
+
+interface Settings {
+  token: string | undefined;
+  maxBody: number;
+  names: AdminNames;
+}
+
+async function handle(ctx: AdminContext, { token, maxBody, names }: Settings, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const started = Date.now();
   const method = req.method ?? "GET";
   let path = "/";
   let response: AdminResponse;
+  let code: string | undefined;
   try {
     const url = new URL(req.url ?? "/", "http://admin.invalid");
     path = url.pathname;
+    const refusal = admitRequest({ method, headers: req.headersDistinct }, names);
+    if (refusal) throw new HttpError(refusal.status, refusal.code, refusal.message);
     const auth = authorize(path, req.headers, token);
     if (!auth.ok) {
       throw new HttpError(
@@ -129,13 +161,18 @@ async function handle(ctx: AdminContext, token: string | undefined, maxBody: num
   } catch (err) {
     if (req.socket.destroyed && !(err instanceof HttpError)) return; // the client went away mid-request
     const e = toHttpError(err);
+    code = e.code;
     if (e.status >= 500) ctx.logger.error({ ev: "admin_error", method, path, err: (err as Error)?.stack ?? String(err) }, "admin request failed");
     response = { status: e.status, json: errorBody(e), ...(e.headers ? { headers: e.headers } : {}) };
   }
   discardUnread(req);
   send(res, response);
-  const level = method === "GET" || method === "HEAD" ? "debug" : "info";
-  ctx.logger[level]({ ev: "admin_request", method, path, status: response.status, ms: Date.now() - started }, `admin ${method} ${path} ${response.status}`);
+  // Reads are debug; a write, or a request refused as coming from a web page, is info.
+  const level = (method === "GET" || method === "HEAD") && response.status !== 403 ? "debug" : "info";
+  ctx.logger[level](
+    { ev: "admin_request", method, path, status: response.status, ...(code !== undefined ? { code } : {}), ms: Date.now() - started },
+    `admin ${method} ${path} ${response.status}`,
+  );
 }
 
 /** Read the whole body, refusing (413) past `max` bytes, by the declared length or as it streams. */

@@ -102,7 +102,8 @@ export class AdminClient {
     const url = new URL(`${this.url}${path.startsWith("/") ? path : `/${path}`}`);
     const headers: Record<string, string> = { accept: "application/json" };
     if (this.token !== undefined) headers["x-auth-token"] = this.token;
-    if (body !== undefined) headers["content-type"] = "application/json";
+    // The API refuses a write without this type (SPEC §8: browsers cannot send it cross-origin), body or not.
+    if (method !== "GET" && method !== "HEAD") headers["content-type"] = "application/json";
     let res: Response;
     try {
       res = await fetch(url, {

@@ -105,10 +105,9 @@ export async function api(
   if (token !== null) headers["x-auth-token"] = token;
   let body: string | undefined;
   if (opts.raw !== undefined) body = opts.raw;
-  else if (opts.body !== undefined) {
-    body = JSON.stringify(opts.body);
-    headers["content-type"] = "application/json";
-  }
+  else if (opts.body !== undefined) body = JSON.stringify(opts.body);
+  // Like the CLI: every write declares JSON (the API refuses one that does not), unless the test sets a type.
+  if (method !== "GET" && method !== "HEAD" && !Object.keys(headers).some((k) => k.toLowerCase() === "content-type")) headers["content-type"] = "application/json";
   const res = await fetch(`${base}${p}`, { method, headers, ...(body !== undefined ? { body } : {}) });
   const text = await res.text();
   let parsed: unknown;

@@ -99,8 +99,8 @@ describe("startAdminServer", () => {
     const chunk = "x".repeat(16 * 1024);
     const chunks = Array.from({ length: 5 }, () => `${chunk.length.toString(16)}\r\n${chunk}\r\n`).join("");
     const text =
-      `POST /v3/elb/pools/pool-1/members HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${chunks}0\r\n\r\n` +
-      "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+      `POST /v3/elb/pools/pool-1/members HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${chunks}0\r\n\r\n` +
+      "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     const out = await rawRequest(s.address.port, text);
     expect(out).toMatch(/^HTTP\/1\.1 413 /);
     expect(out).toContain('"error_code":"LB4.BODY_TOO_LARGE"');
@@ -123,14 +123,14 @@ describe("startAdminServer", () => {
     const none = await fetch(`${without.url}/metrics`);
     expect(none.status).toBe(501);
     expect(await none.json()).toMatchObject({ error_code: "LB4.NOT_IMPLEMENTED" });
-    const r = await fetch(`${without.url}/v3/elb/reload`, { method: "POST" });
+    const r = await fetch(`${without.url}/v3/elb/reload`, { method: "POST", headers: { "content-type": "application/json" } });
     expect(r.status).toBe(400);
     expect(await r.json()).toMatchObject({
       error_code: "LB4.CONFIG_INVALID",
       error_msg: expect.stringContaining("loadbalancers[0].vip_address: must be an IPv4 or IPv6 address"),
       problems: [{ path: "loadbalancers[0].vip_address", message: "must be an IPv4 or IPv6 address" }],
     });
-    const withBody = await fetch(`${without.url}/v3/elb/reload`, { method: "POST", body: '{"force": true}' });
+    const withBody = await fetch(`${without.url}/v3/elb/reload`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"force": true}' });
     expect(withBody.status).toBe(400);
   });
 });
