@@ -7,14 +7,14 @@ import { findMemberships, type Membership, type MemberView } from "../admin/view
 import { loadConfigFile } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { ConfigError, Lb4Error } from "../errors.js";
+import { memberKey } from "../model/member.js";
 import { seg } from "./admin-client.js";
 import { adminOptions, clientFor, intArg, printJson, table, usage, type AdminOptions } from "./format.js";
 
 const MEMBER_HEADERS = ["ID", "NAME", "ADDRESS", "WEIGHT", "EFFECTIVE", "STATUS", "ADMIN", "ACTIVE", "INSTANCE"];
 
-export function hostPort(address: string, port: number): string {
-  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
-}
+/** "10.0.0.5:80" / "[fd00::5]:80": the one address:port formatter, shared with the logs. */
+export const hostPort = memberKey;
 
 export function memberRows(members: readonly MemberView[]): Array<Array<string | number | null>> {
   return members.map((m) => [

@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import type { LoadBalancerView, MemberView } from "../admin/views.js";
 import { seg, type AdminClient } from "./admin-client.js";
 import { adminOptions, clientFor, printJson, table, type AdminOptions } from "./format.js";
-import { membersTable } from "./members.js";
+import { hostPort, membersTable } from "./members.js";
 
 interface ListenerJson {
   id: string;
@@ -74,7 +74,7 @@ export function renderStatus(s: StatusSnapshot): string {
             lb.listeners.map((l) => [
               l.id,
               l.protocol,
-              l.vip_address.includes(":") ? `[${l.vip_address}]:${l.protocol_port}` : `${l.vip_address}:${l.protocol_port}`,
+              hostPort(l.vip_address, l.protocol_port),
               l.default_pool_id,
               l.active_connections,
               l.total_connections,

@@ -105,8 +105,11 @@ export class AccessLog implements DeferredLines {
       this.lastTime = String(time);
     }
     const err = r.error === "" ? "" : `,"error":${JSON.stringify(r.error)}`;
+    // An IPv6 client is bracketed ("[::1]:54822"), as memberKey() writes an address:port;
+    // inline so the line gains no intermediate string.
+    const v6 = r.ip.includes(":");
     return (
-      `{"level":30,"time":${this.lastTime}${this.bindings},${r.prefix},"client":"${r.ip}:${r.port}",${r.member},` +
+      `{"level":30,"time":${this.lastTime}${this.bindings},${r.prefix},"client":"${v6 ? "[" : ""}${r.ip}${v6 ? "]" : ""}:${r.port}",${r.member},` +
       `"bytes_in":${r.bytesIn},"bytes_out":${r.bytesOut},"duration_ms":${r.durationMs},"end":"${r.end}"${err},"msg":"connection closed"}\n`
     );
   }

@@ -15,7 +15,7 @@ import dgram from "node:dgram";
 import type { Logger } from "pino";
 import type { AccessList } from "../acl/ipgroup.js";
 import type { ListenerConfig } from "../config/schema.js";
-import type { MemberRuntime } from "../model/member.js";
+import { memberKey, type MemberRuntime } from "../model/member.js";
 import type { PoolRuntime } from "../model/pool.js";
 import { normaliseIp } from "../ip.js";
 import { FlowTable, type Flow } from "./flow-table.js";
@@ -313,7 +313,7 @@ export class UdpListener implements Listener {
           ev: "udp_flow",
           lb: this.deps.lbId,
           listener: this.config.id,
-          client: `${f.client.ip}:${f.port}`,
+          client: memberKey(f.client.ip, f.port),
           member: m.key,
           member_id: m.id,
           datagrams_in: f.datagramsIn,

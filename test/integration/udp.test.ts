@@ -428,9 +428,19 @@ const ipv6 = await (async () => {
 if (!ipv6) console.warn("udp.test.ts: skipping the IPv6 test: cannot bind a UDP socket on ::1 here");
 
 describe.skipIf(!ipv6)("UDP over IPv6 (skipped when ::1 is unavailable)", () => {
-  it("serves a listener on ::1 with IPv6 members", async () => {
+  it("serves a listener on ::1 with IPv6 members, and logs each flow's client and member bracketed", async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino(
+      { level: "info" },
+      new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          for (const line of chunk.toString().split("\n")) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+          cb();
+        },
+      }),
+    );
     const bs = await Promise.all(["a", "b"].map((n) => backend(n, "::1")));
-    const { port, l } = await lb(bs.map((b) => ({ port: b.port, address: "::1" })), { vip: "::1" });
+    const { h, port, l } = await lb(bs.map((b, i) => ({ port: b.port, address: "::1", id: `m-${"ab"[i]}` })), { vip: "::1", engine: { logger } });
     const clients = await Promise.all(Array.from({ length: 4 }, () => client("::1")));
     await Promise.all(clients.map((c) => send(c.s, "v6", port, "::1")));
     await waitFor(() => clients.every((c) => c.replies.length === 1), 3000, "4 replies over IPv6");
@@ -439,5 +449,14 @@ describe.skipIf(!ipv6)("UDP over IPv6 (skipped when ::1 is unavailable)", () => 
     expect(names.filter((n) => n === "b|v6").length).toBe(2);
     expect(clients.every((c) => c.replies[0]!.address === "::1" && c.replies[0]!.port === port)).toBe(true);
     expect(l.flows.size).toBe(4);
+    await h.close({ graceMs: 100 }); // ends every flow ("shutdown"), one line each
+    const flows = lines.filter((x) => x.ev === "udp_flow");
+    const byClient = new Map(flows.map((x) => [x.client, x]));
+    for (const c of clients) {
+      const name = c.replies[0]!.msg.toString().split("|")[0]!;
+      const b = bs[name === "a" ? 0 : 1]!;
+      expect(byClient.get(`[::1]:${c.s.address().port}`)).toMatchObject({ member: `[::1]:${b.port}`, member_id: `m-${name}`, end: "shutdown" });
+    }
+    expect(flows).toHaveLength(4);
   });
 });
