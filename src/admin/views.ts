@@ -6,7 +6,7 @@
  */
 import type { Config, HealthMonitorConfig, ListenerConfig, LoadBalancerConfig, MemberConfig, PoolConfig } from "../config/schema.js";
 import { allocateSnatAddresses, backendSubnets, isCrossVpc, vpcView } from "../crossvpc/rules.js";
-import { ipToBigInt } from "../ip.js";
+import { canonicalIp } from "../ip.js";
 
 export type OperatingStatus = "ONLINE" | "OFFLINE" | "NO_MONITOR";
 /** UNKNOWN: offline lookups (from a file) cannot know the result of health checks. */
@@ -89,12 +89,10 @@ export function findHealthMonitor(config: Config, id: string): (PoolRef & { hm: 
 
 // ---------------------------------------------------------------- address matching
 
-/** Same IP address, whatever its spelling (fd00::5 = FD00:0::5; ::ffff:1.2.3.4 = 1.2.3.4). */
+/** Same IP address, whatever its spelling (fd00::5 = FD00:0::5; ::ffff:1.2.3.4 = 1.2.3.4); never for a non-address. */
 export function sameAddress(a: string, b: string): boolean {
-  const x = ipToBigInt(a);
-  const y = ipToBigInt(b);
-  if (x && y) return x.family === y.family && x.value === y.value;
-  return a.toLowerCase() === b.toLowerCase();
+  const x = canonicalIp(a);
+  return x !== undefined && x === canonicalIp(b);
 }
 
 // ---------------------------------------------------------------- objects
@@ -304,12 +302,14 @@ export interface Membership extends MemberView {
  */
 export function findMemberships(config: Config, filter: MembershipFilter, runtime?: RuntimeView): Membership[] {
   const out: Membership[] = [];
+  // Config addresses are canonical; so is the query once converted (an invalid one matches nothing).
+  const address = filter.address === undefined ? undefined : (canonicalIp(filter.address) ?? null);
   for (const lb of config.loadbalancers) {
     if (filter.loadbalancer_id !== undefined && lb.id !== filter.loadbalancer_id) continue;
     for (const pool of lb.pools) {
       if (filter.pool_id !== undefined && pool.id !== filter.pool_id) continue;
       for (const m of pool.members) {
-        if (filter.address !== undefined && !sameAddress(m.address, filter.address)) continue;
+        if (address !== undefined && m.address !== address) continue;
         if (filter.instance_id !== undefined && m.instance_id !== filter.instance_id) continue;
         out.push({ ...memberView(config, lb, pool, m, runtime), member_id: m.id, listener_ids: listenerIdsOfPool(lb, pool.id) });
       }

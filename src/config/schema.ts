@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { EXPECTED_CODES_INVALID, validateExpectedCodes } from "../health/expected-codes.js";
-import { ipFamily, parseRange } from "../ip.js";
+import { canonicalIp, canonicalRange, ipFamily } from "../ip.js";
 import { escapeProblem } from "../health/tcp-exchange.js";
 
 const int = (min: number, max: number) =>
@@ -23,19 +23,30 @@ const id = z
     error: "may hold only letters, digits, '.', '_', ':' and '-', starting with a letter or digit",
   });
 
+/**
+ * Addresses are stored in canonical text (src/ip.ts: RFC 5952 IPv6, IPv4-mapped as IPv4),
+ * so "fd00::5" and "FD00:0:0::5" are one member, one Maglev key and one lookup result.
+ */
+function canonical(convert: (s: string) => string | undefined, error: string) {
+  return (s: string, ctx: z.RefinementCtx): string => {
+    const out = convert(s);
+    if (out !== undefined) return out;
+    ctx.addIssue({ code: "custom", message: error });
+    return z.NEVER;
+  };
+}
+
 const ipAddress = z
   .string({ error: "must be an IPv4 or IPv6 address" })
-  .refine((s) => ipFamily(s) !== 0, { error: "must be an IPv4 or IPv6 address (no prefix length)" });
+  .transform(canonical(canonicalIp, "must be an IPv4 or IPv6 address (no prefix length)"));
 
 const cidr = z
   .string({ error: "must be a CIDR such as 10.0.0.0/16" })
-  .refine((s) => s.includes("/") && parseRange(s) !== undefined, {
-    error: "must be a CIDR such as 10.0.0.0/16 or fd00::/64",
-  });
+  .transform(canonical((s) => (s.includes("/") ? canonicalRange(s) : undefined), "must be a CIDR such as 10.0.0.0/16 or fd00::/64"));
 
 const ipOrCidr = z
   .string({ error: "must be an address or CIDR" })
-  .refine((s) => parseRange(s) !== undefined, { error: "must be an IPv4/IPv6 address or CIDR" });
+  .transform(canonical(canonicalRange, "must be an IPv4/IPv6 address or CIDR"));
 
 const hostPort = z
   .string({ error: "must be host:port, e.g. 127.0.0.1:9870" })

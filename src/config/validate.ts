@@ -7,6 +7,7 @@ import type { z } from "zod";
 import { ConfigError, type Problem } from "../errors.js";
 import { checkCrossVpc, type CrossVpcContext } from "../crossvpc/rules.js";
 import { isLoopback } from "../ip.js";
+import { memberKey } from "../model/member.js";
 import { configSchema, splitHostPort, type Config } from "./schema.js";
 
 export type ValidationContext = CrossVpcContext;
@@ -141,7 +142,7 @@ function checkReferences(config: Config): Problem[] {
       pool.members.forEach((m, mi) => {
         const mp = `${pp}.members[${mi}]`;
         unique("member", m.id, mp);
-        const ep = `${m.address.toLowerCase()}:${m.protocol_port}`;
+        const ep = memberKey(m.address, m.protocol_port); // canonical address: one spelling per endpoint
         const first = endpoints.get(ep);
         if (first !== undefined) {
           add(`${mp}.address`, `${m.address}:${m.protocol_port} is already member ${pp}.members[${first}]; a backend joins a pool once`, "LB4.DUPLICATE_MEMBER");

@@ -7,8 +7,9 @@ import type { MemberConfig } from "../config/schema.js";
 import type { Schedulable } from "../scheduling/types.js";
 import type { OperatingStatus, Ramp, WeightInputs } from "../scheduling/weights.js";
 
+/** "10.0.0.5:80" / "[fd00::5]:80": `address` is canonical (the config schema made it so), so one endpoint has one key. */
 export function memberKey(address: string, port: number): string {
-  return address.includes(":") ? `[${address.toLowerCase()}]:${port}` : `${address}:${port}`;
+  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 export class MemberRuntime implements Schedulable {

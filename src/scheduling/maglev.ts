@@ -4,7 +4,9 @@
  * size 65537 as Envoy's default. The table is built off the hot path in update() and
  * swapped whole; pick is one string hash and one array read. Members are ordered by key
  * and hashed with fixed seeds, so every process with the same members builds the same
- * table and sends a client IP to the same member.
+ * table and sends a client IP to the same member. A key is memberKey() of the member's
+ * canonical address (the config schema canonicalises it), so configs that spell one
+ * address differently still build one table.
  */
 import { murmur3 } from "./hash.js";
 import { isAvoided } from "./round-robin.js";
