@@ -6,7 +6,7 @@
 import path from "node:path";
 import type { Logger } from "pino";
 import { applyOverlay, emptyState, StateStore, type HealthSnapshot, type RuntimeState } from "./state/store.js";
-import { gate } from "./control/gate.js";
+import { gate, gateMemberChange } from "./control/gate.js";
 import { compileAccessList } from "./acl/ipgroup.js";
 import { sleep, systemClock, systemTimers, type Clock, type Timers } from "./clock.js";
 import type { Config, ConfigInput, ListenerConfig, LoadBalancerConfig, MemberConfig, MemberInput, PoolConfig } from "./config/schema.js";
@@ -23,7 +23,7 @@ import { silentLogger } from "./log.js";
 import { HealthChecker } from "./health/checker.js";
 import type { Transition } from "./health/state-machine.js";
 import type { ProbeResult } from "./health/types.js";
-import { MemberRuntime } from "./model/member.js";
+import { MemberRuntime, memberKey } from "./model/member.js";
 import { rampForNewMember } from "./scheduling/weights.js";
 import { PoolRuntime } from "./model/pool.js";
 
@@ -223,52 +223,58 @@ export class Engine {
   }
 
   /**
-   * Every runtime member change: edit a copy, validate it whole, persist the overlay, then
-   * apply. A rejected change leaves config, state file and traffic untouched.
+   * Every runtime member change: edit a copy of the pool's member list, pass it through the
+   * gate, persist the overlay, then apply it to that pool alone. A rejected change leaves
+   * config, state file and traffic untouched. Cost follows the pool, not the instance: only
+   * the touched member is re-parsed and nothing unchanged is copied.
    */
   private changeMembers(poolId: string, edit: (members: MemberConfig[]) => number): Promise<MemberConfig> {
     return this.serialise(async () => {
       const { lbIndex, poolIndex } = this.locatePool(poolId);
-      const candidate = structuredClone(this.config);
-      const index = edit(candidate.loadbalancers[lbIndex]!.pools[poolIndex]!.members);
-      const next = this.validate(candidate, true);
       const before = this.config.loadbalancers[lbIndex]!.pools[poolIndex]!.members;
+      const members = before.slice();
+      const changed = edit(members);
+      const next = gateMemberChange(this.config, { lbIndex, poolIndex, members, changed }, { state: this.state, ...(this.store ? { stateFile: this.store.file } : {}) });
       const after = next.loadbalancers[lbIndex]!.pools[poolIndex]!.members;
-      await this.persist(this.stateFor(next, { poolId, before, after }));
-      await this.apply(next, false);
-      return index >= 0 ? after[index]! : before.find((m) => !after.some((a) => a.id === m.id))!;
+      await this.persist(this.stateForChange(poolId, before, after), true);
+      if (this.closed) throw new Lb4Error("LB4.CLOSED", "the load balancer is closed");
+      this.applyPoolChange(next, lbIndex, poolIndex);
+      return changed >= 0 ? after[changed]! : before.find((m) => !after.includes(m))!;
     });
   }
 
-  /** The state to persist for a config about to run, with an optional member change folded in. */
-  private stateFor(next: Config, change?: { poolId: string; before: MemberConfig[]; after: MemberConfig[] }): RuntimeState {
+  /** The state to persist for a config about to run (reload, start): cross-VPC facts, overlays of pools that still exist. */
+  private stateFor(next: Config): RuntimeState {
     const state: RuntimeState = structuredClone(this.state);
     for (const lb of next.loadbalancers) if (lb.ip_target_enable && !state.cross_vpc_enabled.includes(lb.id)) state.cross_vpc_enabled.push(lb.id);
     const poolIds = new Set(next.loadbalancers.flatMap((lb) => lb.pools.map((p) => p.id)));
     for (const id of Object.keys(state.members)) if (!poolIds.has(id)) delete state.members[id];
-    if (change) {
-      const o = (state.members[change.poolId] ??= { upsert: {}, deleted: [] });
-      const after = new Map(change.after.map((m) => [m.id, m]));
-      for (const m of change.before) {
-        if (!after.has(m.id)) {
-          delete o.upsert[m.id];
-          if (!o.deleted.includes(m.id)) o.deleted.push(m.id);
-        }
-      }
-      for (const m of change.after) {
-        const was = change.before.find((b) => b.id === m.id);
-        if (!was || JSON.stringify(was) !== JSON.stringify(m)) {
-          o.upsert[m.id] = m;
-          o.deleted = o.deleted.filter((d) => d !== m.id);
-        }
-      }
-    }
     return state;
   }
 
-  /** Durable before anything is acknowledged; skipped when nothing changed or persistence is off. */
-  private async persist(state: RuntimeState): Promise<void> {
-    if (this.store && JSON.stringify(state) !== JSON.stringify(this.state)) await this.store.save(state);
+  /** The state with one pool's member change folded into its overlay; other pools are shared, not copied. */
+  private stateForChange(poolId: string, before: readonly MemberConfig[], after: readonly MemberConfig[]): RuntimeState {
+    const prev = this.state.members[poolId];
+    const o = { upsert: { ...prev?.upsert }, deleted: prev ? [...prev.deleted] : [] };
+    const afterIds = new Set(after.map((m) => m.id));
+    for (const m of before) {
+      if (!afterIds.has(m.id)) {
+        delete o.upsert[m.id];
+        if (!o.deleted.includes(m.id)) o.deleted.push(m.id);
+      }
+    }
+    const was = new Set(before);
+    for (const m of after) {
+      if (was.has(m)) continue; // the same object: untouched by this change
+      o.upsert[m.id] = m;
+      o.deleted = o.deleted.filter((d) => d !== m.id);
+    }
+    return { ...this.state, members: { ...this.state.members, [poolId]: o } };
+  }
+
+  /** Durable before anything is acknowledged; skipped when persistence is off or (unless `changed`) nothing changed. */
+  private async persist(state: RuntimeState, changed = false): Promise<void> {
+    if (this.store && (changed || JSON.stringify(state) !== JSON.stringify(this.state))) await this.store.save(state);
     this.state = state;
   }
 
@@ -371,6 +377,21 @@ export class Engine {
     return run;
   }
 
+  /** Apply a member change to its pool alone: the rest of the running state is untouched. */
+  private applyPoolChange(next: Config, lbIndex: number, poolIndex: number): void {
+    const lbCfg = next.loadbalancers[lbIndex]!;
+    const poolCfg = lbCfg.pools[poolIndex]!;
+    const lb = this.lbs.get(lbCfg.id)!;
+    const pool = lb.pools.get(poolCfg.id)!;
+    const now = this.clock.now();
+    const vpc = vpcView(next, lbCfg.vpc_id);
+    lb.config = lbCfg;
+    pool.setConfig(poolCfg);
+    this.reconcileMembers(pool, poolCfg, pool.members.size > 0, now, (a) => isCrossVpc(vpc, a));
+    pool.refresh(now);
+    this.config = next;
+  }
+
   private locatePool(poolId: string): { lbIndex: number; poolIndex: number } {
     for (const [lbIndex, lb] of this.config.loadbalancers.entries()) {
       const poolIndex = lb.pools.findIndex((p) => p.id === poolId);
@@ -442,7 +463,7 @@ export class Engine {
       const vip = next.loadbalancers.find((l) => l.id === failed.lbId)!.vip_address;
       throw new Lb4Error(
         "LB4.LISTEN_FAILED",
-        `cannot listen on ${failed.listener.config.protocol} ${vip}:${failed.listener.config.protocol_port} for listener "${failed.listener.config.id}" (${e.code ?? e.message}); ` +
+        `cannot listen on ${failed.listener.config.protocol} ${memberKey(vip, failed.listener.config.protocol_port)} for listener "${failed.listener.config.id}" (${e.code ?? e.message}); ` +
           "free the port or pick another protocol_port" + (initial ? "" : "; the running configuration is unchanged"),
       );
     }
@@ -571,8 +592,11 @@ export class Engine {
     }
     const hm = cfg.healthmonitor;
     const monitored = hm !== null && hm.admin_state_up;
+    const monitorChanged = pool.syncedMonitor !== hm;
+    pool.syncedMonitor = hm;
     for (const mc of cfg.members) {
       const existing = pool.members.get(mc.id);
+      if (existing && existing.config === mc && !monitorChanged) continue; // untouched: nothing to sync
       if (existing) {
         existing.config = mc;
         existing.crossVpc = crossVpc(mc.address);

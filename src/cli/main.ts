@@ -10,6 +10,7 @@ import { interpolateEnv, loadConfigFile, parseDocument } from "../config/load.js
 import { configSchema, type Config } from "../config/schema.js";
 import { gateWithState } from "../control/gate.js";
 import { StateStore } from "../state/store.js";
+import { memberKey } from "../model/member.js";
 import { unsupportedFeatures } from "../config/support.js";
 import { ConfigError, Lb4Error, formatProblem } from "../errors.js";
 import { startLoadBalancer, type LoadBalancerHandle } from "../engine.js";
@@ -95,7 +96,7 @@ Example:
       }
     }
     const adminUrl = admin ? `http://${admin.address.host.includes(":") ? `[${admin.address.host}]` : admin.address.host}:${admin.address.port}` : undefined;
-    const listeners = config.loadbalancers.flatMap((lb) => lb.listeners.map((l) => `${l.protocol} ${lb.vip_address}:${l.protocol_port} (${lb.id}/${l.id})`));
+    const listeners = config.loadbalancers.flatMap((lb) => lb.listeners.map((l) => `${l.protocol} ${memberKey(lb.vip_address, l.protocol_port)} (${lb.id}/${l.id})`));
     logger.info(
       { ev: "start", config: file, listeners, ...(adminUrl ? { admin: adminUrl, admin_auth: config.admin?.token ? "token" : "none (loopback only)" } : {}) },
       `lb4 started: ${listeners.length} listener(s)${adminUrl ? `; admin API on ${adminUrl}` : ""}`,

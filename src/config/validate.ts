@@ -4,11 +4,12 @@
  * validates it whole). Returns every problem at once, each with its field path.
  */
 import type { z } from "zod";
-import { ConfigError, type Problem } from "../errors.js";
+import { CONFIG_INVALID, ConfigError, UNKNOWN_FIELD, type Problem } from "../errors.js";
 import { checkCrossVpc, type CrossVpcContext } from "../crossvpc/rules.js";
 import { isLoopback } from "../ip.js";
 import { memberKey } from "../model/member.js";
 import { configSchema, splitHostPort, type Config } from "./schema.js";
+import { knownFields, nearestField } from "./suggest.js";
 
 export type ValidationContext = CrossVpcContext;
 
@@ -24,20 +25,37 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
-function zodProblems(error: z.ZodError): Problem[] {
+/** Where unknown-field messages send the reader (SPEC is not shipped; the README is). */
+const FIELD_DOCS = "README.md lists the fields";
+
+function unknownField(root: z.ZodType | undefined, at: readonly PropertyKey[], key: string): string {
+  const known = root ? knownFields(root, at) : undefined;
+  if (!known) return `unknown field; ${FIELD_DOCS}`;
+  const near = nearestField(key, known);
+  if (near) return `unknown field; did you mean \`${near}\`? (${FIELD_DOCS})`;
+  return `unknown field; this object takes ${known.join(", ")} (${FIELD_DOCS})`;
+}
+
+/**
+ * zod issues as Problems, each with a code: LB4.UNKNOWN_FIELD, a rule's own code carried in
+ * a custom issue's params (e.g. LB4.HEALTH_EXPECTED_CODES_INVALID), else LB4.CONFIG_INVALID.
+ * `root` is the schema that was parsed, for "did you mean" (none without it).
+ */
+function zodProblems(error: z.ZodError, root?: z.ZodType): Problem[] {
   const out: Problem[] = [];
   for (const issue of error.issues) {
     if (issue.code === "unrecognized_keys") {
       for (const key of issue.keys) {
-        out.push({ path: formatPath([...issue.path, key]), message: "unknown field; check its spelling against SPEC §2" });
+        out.push({ path: formatPath([...issue.path, key]), message: unknownField(root, issue.path, key), code: UNKNOWN_FIELD });
       }
       continue;
     }
     if (issue.code === "invalid_type" && issue.input === undefined) {
-      out.push({ path: formatPath(issue.path), message: "is required" });
+      out.push({ path: formatPath(issue.path), message: "is required", code: CONFIG_INVALID });
       continue;
     }
-    out.push({ path: formatPath(issue.path), message: issue.message });
+    const own = issue.code === "custom" ? (issue.params as { code?: unknown } | undefined)?.code : undefined;
+    out.push({ path: formatPath(issue.path), message: issue.message, code: typeof own === "string" ? own : CONFIG_INVALID });
   }
   return out;
 }
@@ -45,10 +63,24 @@ function zodProblems(error: z.ZodError): Problem[] {
 export function validateConfig(input: unknown, ctx: ValidationContext = {}): ValidationResult {
   // reportInput: tell a missing field ("is required") from one of the wrong type.
   const parsed = configSchema.safeParse(input, { reportInput: true });
-  if (!parsed.success) return { ok: false, problems: zodProblems(parsed.error) };
-  const problems = checkReferences(parsed.data);
-  problems.push(...checkCrossVpc(parsed.data, ctx));
+  if (!parsed.success) return { ok: false, problems: zodProblems(parsed.error, configSchema) };
+  const problems = checkRules(parsed.data, ctx);
   return problems.length ? { ok: false, problems } : { ok: true, config: parsed.data };
+}
+
+/**
+ * The rules that span fields, on a config whose every object already passed the schema. A
+ * member change re-parses only the member it touches and then runs these on the whole.
+ */
+export function checkRules(config: Config, ctx: ValidationContext = {}): Problem[] {
+  const problems = checkReferences(config);
+  problems.push(...checkCrossVpc(config, ctx));
+  return problems;
+}
+
+/** Schema problems of a value parsed with a sub-schema, with paths below `at`. */
+export function schemaProblems(error: z.ZodError, at: readonly PropertyKey[]): Problem[] {
+  return zodProblems(error).map((p) => ({ ...p, path: formatPath(at) + (p.path ? (p.path.startsWith("[") ? p.path : `.${p.path}`) : "") }));
 }
 
 /** validateConfig() that throws ConfigError listing every problem. */
@@ -70,11 +102,14 @@ function checkReferences(config: Config): Problem[] {
     }
   }
 
-  const seen = new Map<string, string>();
-  const unique = (kind: string, id: string, path: string) => {
+  // Paths are built only for a problem: a member change re-runs these rules over every member.
+  type Path = string | (() => string);
+  const text = (p: Path) => (typeof p === "string" ? p : p());
+  const seen = new Map<string, Path>();
+  const unique = (kind: string, id: string, path: Path) => {
     const key = `${kind}\0${id}`;
     const first = seen.get(key);
-    if (first) add(`${path}.id`, `duplicate ${kind} id "${id}" (first used at ${first}); ids are unique per kind`, "LB4.DUPLICATE_ID");
+    if (first) add(`${text(path)}.id`, `duplicate ${kind} id "${id}" (first used at ${text(first)}); ids are unique per kind`, "LB4.DUPLICATE_ID");
     else seen.set(key, path);
   };
 
@@ -140,12 +175,12 @@ function checkReferences(config: Config): Problem[] {
       }
       const endpoints = new Map<string, number>();
       pool.members.forEach((m, mi) => {
-        const mp = `${pp}.members[${mi}]`;
+        const mp = () => `${pp}.members[${mi}]`;
         unique("member", m.id, mp);
         const ep = memberKey(m.address, m.protocol_port); // canonical address: one spelling per endpoint
         const first = endpoints.get(ep);
         if (first !== undefined) {
-          add(`${mp}.address`, `${m.address}:${m.protocol_port} is already member ${pp}.members[${first}]; a backend joins a pool once`, "LB4.DUPLICATE_MEMBER");
+          add(`${mp()}.address`, `${m.address}:${m.protocol_port} is already member ${pp}.members[${first}]; a backend joins a pool once`, "LB4.DUPLICATE_MEMBER");
         } else endpoints.set(ep, mi);
       });
     });

@@ -3,9 +3,9 @@
  * (start, reload, a member change, `lb4 validate`): schema and cross-field rules, the
  * persisted cross-VPC facts, and what this build can serve. Pure.
  */
-import type { Config } from "../config/schema.js";
+import { memberSchema, type Config, type MemberConfig } from "../config/schema.js";
 import { unsupportedFeatures } from "../config/support.js";
-import { validateConfig } from "../config/validate.js";
+import { checkRules, schemaProblems, validateConfig } from "../config/validate.js";
 import { ConfigError, NotSupportedError, type Problem } from "../errors.js";
 import { applyOverlay, fromOverlay, type RuntimeState } from "../state/store.js";
 
@@ -24,6 +24,45 @@ export function gate(candidate: unknown, opts: GateOptions = {}): Config {
   const unsupported = unsupportedFeatures(r.config);
   if (unsupported.length) throw new NotSupportedError(new ConfigError(unsupported).message);
   return r.config;
+}
+
+/** Where a member change lands, and the pool's member list after the edit (raw at `changed`). */
+export interface MemberChange {
+  lbIndex: number;
+  poolIndex: number;
+  members: unknown[];
+  /** Index of the added or edited member in `members`; -1 for a removal. */
+  changed: number;
+}
+
+/**
+ * The gate for one member change against a running (already valid) config: only the touched
+ * member goes through the schema, then every cross-field rule runs on the whole, as
+ * validateConfig would. Unchanged objects are shared with `current`, never copied.
+ */
+export function gateMemberChange(current: Config, change: MemberChange, opts: GateOptions = {}): Config {
+  const { lbIndex, poolIndex, changed } = change;
+  const members = change.members.slice() as MemberConfig[];
+  if (changed >= 0) {
+    const parsed = memberSchema.safeParse(members[changed], { reportInput: true });
+    if (!parsed.success) throw new ConfigError(schemaProblems(parsed.error, ["loadbalancers", lbIndex, "pools", poolIndex, "members", changed]));
+    members[changed] = parsed.data;
+  }
+  const candidate: Config = {
+    ...current,
+    loadbalancers: current.loadbalancers.map((lb, li) =>
+      li !== lbIndex ? lb : { ...lb, pools: lb.pools.map((p, pi) => (pi !== poolIndex ? p : { ...p, members })) },
+    ),
+  };
+  const { state } = opts;
+  const problems = checkRules(candidate, state ? { everEnabled: new Set(state.cross_vpc_enabled) } : {});
+  // The member being changed keeps its path: the admin API names it for the caller.
+  const own = changed >= 0 ? `loadbalancers[${lbIndex}].pools[${poolIndex}].members[${changed}]` : undefined;
+  const name = (p: Problem) => (own && (p.path === own || p.path.startsWith(`${own}.`)) ? p : nameRuntimeMember(p, candidate, state!, opts.stateFile));
+  if (problems.length) throw new ConfigError(state ? problems.map(name) : problems);
+  const unsupported = unsupportedFeatures(candidate);
+  if (unsupported.length) throw new NotSupportedError(new ConfigError(unsupported).message);
+  return candidate;
 }
 
 /** A base config with the runtime overlay applied, through the gate. */

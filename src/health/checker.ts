@@ -172,6 +172,8 @@ export class HealthChecker {
     const e = this.members.get(memberKey);
     if (!e) throw new Lb4Error("LB4.NOT_FOUND", `health-checked member "${memberKey}" does not exist; add it first`);
     const old = e.settings;
+    // The same settings and target again (a reload re-creates every object): nothing to restart.
+    if (sameSettings(old, settings) && (!target || sameTarget(e.target, target))) return;
     e.settings = settings;
     if (target) e.target = target;
     e.gen++;
@@ -327,4 +329,15 @@ export class HealthChecker {
         });
     }
   }
+}
+
+function sameSettings(a: HealthMonitorSettings, b: HealthMonitorSettings): boolean {
+  if (a === b) return true;
+  for (const k of Object.keys(b) as Array<keyof HealthMonitorSettings>) if (a[k] !== b[k]) return false;
+  return Object.keys(a).length === Object.keys(b).length;
+}
+
+function sameTarget(a: CheckTarget, b: CheckTarget): boolean {
+  const prefixSame = a.prefix === b.prefix || (a.prefix !== undefined && b.prefix !== undefined && a.prefix.equals(b.prefix));
+  return a.address === b.address && a.port === b.port && a.localAddress === b.localAddress && prefixSame;
 }
