@@ -169,7 +169,7 @@ describe("one endpoint, whatever its spelling", () => {
     sb.update(b);
     for (let i = 0; i < 1000; i++) {
       const ip = `198.51.${i >> 8}.${i & 255}`;
-      expect(sb.pick({ ip })!.id).toBe(sa.pick({ ip })!.id);
+      expect(sb.pick({ ip, port: 40000 })!.id).toBe(sa.pick({ ip, port: 40000 })!.id);
     }
   });
 });
