@@ -16,6 +16,11 @@ const MEMBER_HEADERS = ["ID", "NAME", "ADDRESS", "WEIGHT", "EFFECTIVE", "STATUS"
 /** "10.0.0.5:80" / "[fd00::5]:80": the one address:port formatter, shared with the logs. */
 export const hostPort = memberKey;
 
+/** OFFLINE alone reads as a failure: a member not checked yet says so. */
+export function statusText(m: Pick<MemberView, "operating_status" | "health">): string {
+  return m.health === "UNCHECKED" ? `${m.operating_status} (UNCHECKED)` : m.operating_status;
+}
+
 export function memberRows(members: readonly MemberView[]): Array<Array<string | number | null>> {
   return members.map((m) => [
     m.id,
@@ -23,7 +28,7 @@ export function memberRows(members: readonly MemberView[]): Array<Array<string |
     hostPort(m.address, m.protocol_port),
     m.weight,
     m.effective_weight,
-    m.operating_status,
+    statusText(m),
     m.admin_state_up ? "up" : "down",
     m.active_connections,
     m.instance_id,
@@ -43,7 +48,7 @@ function membershipTable(ms: readonly Membership[]): string {
 
 function describe(m: MemberView): string {
   const eff = m.effective_weight === null ? "" : `, effective ${m.effective_weight}`;
-  return `${m.id} ${hostPort(m.address, m.protocol_port)} weight ${m.weight}${eff}, ${m.operating_status}${m.admin_state_up ? "" : ", admin down"}`;
+  return `${m.id} ${hostPort(m.address, m.protocol_port)} weight ${m.weight}${eff}, ${statusText(m)}${m.admin_state_up ? "" : ", admin down"}`;
 }
 
 /**

@@ -117,7 +117,7 @@ Examples:
   lb4 status --json
 
 Columns: EFFECTIVE is the weight the scheduler uses now (slow start, health, drain and admin
-state applied); STATUS is ONLINE, OFFLINE or NO_MONITOR; ACTIVE counts open connections.`,
+state applied); STATUS is ONLINE, OFFLINE or NO_MONITOR, and OFFLINE (UNCHECKED) for a member whose first health check has not run yet; ACTIVE counts open connections.`,
       ),
   ).action(async (opts: AdminOptions) => {
     const s = await fetchStatus(clientFor(opts));
