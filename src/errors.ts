@@ -11,28 +11,39 @@ export class Lb4Error extends Error {
   }
 }
 
+/** A field broke the schema (type, range, format) and no finer code applies. */
+export const CONFIG_INVALID = "LB4.CONFIG_INVALID";
+/** A field the schema does not know (the message suggests the nearest one). */
+export const UNKNOWN_FIELD = "LB4.UNKNOWN_FIELD";
+
 /** One validation problem: a dotted/indexed field path and the rule it broke. */
 export interface Problem {
   path: string;
   message: string;
-  /** Stable code of the rule, e.g. LB4.CROSSVPC_IPV4_ONLY. */
+  /**
+   * Stable code of the rule, e.g. LB4.CROSSVPC_IPV4_ONLY. Every problem of a ConfigError has
+   * one (LB4.CONFIG_INVALID when its maker gave none); request-shape problems of the admin
+   * API may not.
+   */
   code?: string;
 }
 
+/** `path: message [CODE]`, the line `lb4 validate`, `lb4 start` and the admin API print. */
 export function formatProblem(p: Problem): string {
-  return p.path ? `${p.path}: ${p.message}` : p.message;
+  const code = p.code ? ` [${p.code}]` : "";
+  return p.path ? `${p.path}: ${p.message}${code}` : `${p.message}${code}`;
 }
 
 /** The whole config (or a change) was rejected; `problems` lists every reason. */
 export class ConfigError extends Lb4Error {
   readonly problems: readonly Problem[];
   constructor(problems: readonly Problem[], what = "configuration") {
+    const coded = problems.map((p) => (p.code ? p : { ...p, code: CONFIG_INVALID }));
     super(
-      problems[0]?.code ?? "LB4.CONFIG_INVALID",
-      `invalid ${what} (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +
-        problems.map((p) => `  - ${formatProblem(p)}`).join("\n"),
+      coded[0]?.code ?? CONFIG_INVALID,
+      `invalid ${what} (${coded.length} problem${coded.length === 1 ? "" : "s"}):\n` + coded.map((p) => `  - ${formatProblem(p)}`).join("\n"),
     );
-    this.problems = problems;
+    this.problems = coded;
   }
 }
 

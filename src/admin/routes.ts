@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { Config } from "../config/schema.js";
 import type { Engine, MemberPatch } from "../engine.js";
-import { ConfigError, ConflictError, Lb4Error, NotFoundError, NotSupportedError, formatProblem, type Problem } from "../errors.js";
+import { CONFIG_INVALID, ConfigError, ConflictError, Lb4Error, NotFoundError, NotSupportedError, formatProblem, type Problem } from "../errors.js";
 import { ipFamily } from "../ip.js";
 import {
   findHealthMonitor,
@@ -99,7 +99,8 @@ export function validationError(
   const rewrite = opts.rewrite ?? ((s: string) => s);
   const problems = err.problems.map((p) => ({ ...p, path: rewrite(p.path), message: rewrite(p.message) }));
   const conflict = (opts.conflicts ?? true) && problems.length > 0 && problems.every((p) => p.code !== undefined && CONFLICT_CODES.has(p.code));
-  const code = conflict ? problems[0]!.code! : (problems.find((p) => p.code && !CONFLICT_CODES.has(p.code))?.code ?? opts.defaultCode ?? "LB4.INVALID_REQUEST");
+  // LB4.CONFIG_INVALID is every plain schema problem's code: the reply keeps the request's own default then.
+  const code = conflict ? problems[0]!.code! : (problems.find((p) => p.code && p.code !== CONFIG_INVALID && !CONFLICT_CODES.has(p.code))?.code ?? opts.defaultCode ?? "LB4.INVALID_REQUEST");
   const msg = `${conflict ? "conflict" : (opts.what ?? "invalid request")} (${problems.length} problem${problems.length === 1 ? "" : "s"}): ${problems.map(formatProblem).join("; ")}`;
   return new HttpError(conflict ? 409 : 400, code, msg, problems);
 }

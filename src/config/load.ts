@@ -30,7 +30,7 @@ export function interpolateEnv(
     return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
       const v = env[name];
       if (v === undefined) {
-        problems.push({ path: formatPath(at), message: `environment variable ${name} is not set; export it or remove \${${name}}` });
+        problems.push({ path: formatPath(at), message: `environment variable ${name} is not set; export it or remove \${${name}}`, code: "LB4.ENV_UNSET" });
         return "";
       }
       return v;
@@ -52,9 +52,9 @@ export function parseDocument(text: string, file: string): unknown {
     if (ext === ".json") return JSON.parse(text);
     if (ext === ".yaml" || ext === ".yml") return parseYaml(text, { prettyErrors: true });
   } catch (err) {
-    throw new ConfigError([{ path: "", message: `${file} is not valid ${ext === ".json" ? "JSON" : "YAML"}: ${(err as Error).message}` }], "config file");
+    throw new ConfigError([{ path: "", message: `${file} is not valid ${ext === ".json" ? "JSON" : "YAML"}: ${(err as Error).message}`, code: "LB4.CONFIG_SYNTAX" }], "config file");
   }
-  throw new ConfigError([{ path: "", message: `${file}: use a .yaml, .yml or .json file` }], "config file");
+  throw new ConfigError([{ path: "", message: `${file}: use a .yaml, .yml or .json file`, code: "LB4.CONFIG_FILE_TYPE" }], "config file");
 }
 
 export interface LoadedConfig {
@@ -72,7 +72,7 @@ export async function loadConfigFile(
   try {
     text = await readFile(abs, "utf8");
   } catch (err) {
-    throw new ConfigError([{ path: "", message: `cannot read ${abs}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }], "config file");
+    throw new ConfigError([{ path: "", message: `cannot read ${abs}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, code: "LB4.CONFIG_UNREADABLE" }], "config file");
   }
   const config = resolveDocument(parseDocument(text, abs), path.dirname(abs), opts);
   return { config, file: abs };

@@ -90,15 +90,20 @@ export function parseConfig(input: unknown, ctx: ValidationContext = {}): Config
   return r.config;
 }
 
+/** An id that names nothing (VPC, subnet, pool). */
+const UNKNOWN_REFERENCE = "LB4.UNKNOWN_REFERENCE";
+/** Two settings that do not go together (persistence with SOURCE_IP, UDP_CONNECT on TCP, …). */
+const INVALID_COMBINATION = "LB4.INVALID_COMBINATION";
+
 /** Rules that span fields: references, uniqueness and combinations of SPEC §2–§4. */
 function checkReferences(config: Config): Problem[] {
   const problems: Problem[] = [];
-  const add = (path: string, message: string, code?: string) => problems.push({ path, message, ...(code ? { code } : {}) });
+  const add = (path: string, message: string, code: string = CONFIG_INVALID) => problems.push({ path, message, code });
 
   if (config.admin && !config.admin.token) {
     const hp = splitHostPort(config.admin.listen);
     if (hp && !isLoopback(hp.host)) {
-      add("admin.token", `is required when admin.listen (${config.admin.listen}) is not a loopback address`);
+      add("admin.token", `is required when admin.listen (${config.admin.listen}) is not a loopback address`, "LB4.ADMIN_TOKEN_REQUIRED");
     }
   }
 
@@ -123,12 +128,12 @@ function checkReferences(config: Config): Problem[] {
     const at = `loadbalancers[${li}]`;
     unique("loadbalancer", lb.id, at);
     const vpc = lb.vpc_id === null ? undefined : config.vpcs.find((v) => v.id === lb.vpc_id);
-    if (lb.vpc_id !== null && !vpc) add(`${at}.vpc_id`, `names VPC "${lb.vpc_id}", which is not in vpcs`);
+    if (lb.vpc_id !== null && !vpc) add(`${at}.vpc_id`, `names VPC "${lb.vpc_id}", which is not in vpcs`, UNKNOWN_REFERENCE);
     lb.elb_virsubnet_ids.forEach((sid, si) => {
       if (!vpc) {
-        add(`${at}.elb_virsubnet_ids[${si}]`, "backend subnets need the load balancer's vpc_id");
+        add(`${at}.elb_virsubnet_ids[${si}]`, "backend subnets need the load balancer's vpc_id", UNKNOWN_REFERENCE);
       } else if (!vpc.subnets.some((s) => s.id === sid)) {
-        add(`${at}.elb_virsubnet_ids[${si}]`, `subnet "${sid}" is not a subnet of VPC "${vpc.id}"`);
+        add(`${at}.elb_virsubnet_ids[${si}]`, `subnet "${sid}" is not a subnet of VPC "${vpc.id}"`, UNKNOWN_REFERENCE);
       }
     });
 
@@ -138,13 +143,13 @@ function checkReferences(config: Config): Problem[] {
       unique("listener", ls.id, lp);
       const where = `${ls.protocol} ${lb.vip_address}:${ls.protocol_port}`;
       const other = bound.get(where);
-      if (other) add(`${lp}.protocol_port`, `${where} is already used by ${other}; a TCP and a UDP listener may share a number, two of one protocol may not`);
+      if (other) add(`${lp}.protocol_port`, `${where} is already used by ${other}; a TCP and a UDP listener may share a number, two of one protocol may not`, "LB4.DUPLICATE_LISTENER");
       else bound.set(where, lp);
       const pool = pools.get(ls.default_pool_id);
       if (!pool) {
-        add(`${lp}.default_pool_id`, `pool "${ls.default_pool_id}" is not a pool of load balancer "${lb.id}"`);
+        add(`${lp}.default_pool_id`, `pool "${ls.default_pool_id}" is not a pool of load balancer "${lb.id}"`, UNKNOWN_REFERENCE);
       } else if (pool.protocol !== ls.protocol) {
-        add(`${lp}.default_pool_id`, `pool "${pool.id}" is ${pool.protocol} but the listener is ${ls.protocol}; they must match`);
+        add(`${lp}.default_pool_id`, `pool "${pool.id}" is ${pool.protocol} but the listener is ${ls.protocol}; they must match`, "LB4.PROTOCOL_MISMATCH");
       }
     });
 
@@ -152,18 +157,18 @@ function checkReferences(config: Config): Problem[] {
       const pp = `${at}.pools[${pi}]`;
       unique("pool", pool.id, pp);
       if (pool.session_persistence && pool.lb_algorithm === "SOURCE_IP") {
-        add(`${pp}.session_persistence`, "is not allowed with SOURCE_IP, which is sticky already; use ROUND_ROBIN or LEAST_CONNECTIONS, or remove it");
+        add(`${pp}.session_persistence`, "is not allowed with SOURCE_IP, which is sticky already; use ROUND_ROBIN or LEAST_CONNECTIONS, or remove it", INVALID_COMBINATION);
       }
       if (pool.slow_start.enable && pool.lb_algorithm !== "ROUND_ROBIN") {
-        add(`${pp}.slow_start.enable`, `slow start works with ROUND_ROBIN only; the pool uses ${pool.lb_algorithm}`);
+        add(`${pp}.slow_start.enable`, `slow start works with ROUND_ROBIN only; the pool uses ${pool.lb_algorithm}`, INVALID_COMBINATION);
       }
       const hm = pool.healthmonitor;
       if (hm) {
         if (pool.protocol === "UDP" && hm.type !== "UDP_CONNECT") {
-          add(`${pp}.healthmonitor.type`, "UDP pools are checked with UDP_CONNECT only");
+          add(`${pp}.healthmonitor.type`, "UDP pools are checked with UDP_CONNECT only", INVALID_COMBINATION);
         }
         if (pool.protocol === "TCP" && hm.type === "UDP_CONNECT") {
-          add(`${pp}.healthmonitor.type`, "UDP_CONNECT is for UDP pools; use TCP or HTTP");
+          add(`${pp}.healthmonitor.type`, "UDP_CONNECT is for UDP pools; use TCP or HTTP", INVALID_COMBINATION);
         }
         // tcp_expect alone is fine (the server speaks first: SMTP, SSH); tcp_send alone just sends.
         for (const f of ["tcp_send", "tcp_expect"] as const) {
@@ -171,7 +176,7 @@ function checkReferences(config: Config): Problem[] {
         }
       }
       if (pool.protocol === "UDP" && (pool.client_ip === "toa" || pool.client_ip === "proxy_v1")) {
-        add(`${pp}.client_ip`, `${pool.client_ip} is a stream header; UDP pools take off, auto or proxy_v2`);
+        add(`${pp}.client_ip`, `${pool.client_ip} is a stream header; UDP pools take off, auto or proxy_v2`, INVALID_COMBINATION);
       }
       const endpoints = new Map<string, number>();
       pool.members.forEach((m, mi) => {

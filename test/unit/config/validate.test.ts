@@ -119,6 +119,6 @@ describe("interpolateEnv", () => {
   it("names an unset variable with its path", () => {
     const ps: Problem[] = [];
     interpolateEnv({ admin: { token: "${TOKEN}" } }, {}, ps);
-    expect(ps).toEqual([{ path: "admin.token", message: expect.stringContaining("environment variable TOKEN is not set") }]);
+    expect(ps).toEqual([{ path: "admin.token", message: expect.stringContaining("environment variable TOKEN is not set"), code: "LB4.ENV_UNSET" }]);
   });
 });
