@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import type { Config } from "../config/schema.js";
 import type { Engine, MemberPatch } from "../engine.js";
 import { CONFIG_INVALID, ConfigError, ConflictError, Lb4Error, NotFoundError, NotSupportedError, formatProblem, type Problem } from "../errors.js";
+import { plainDataProblems } from "../config/plain-data.js";
 import { ipFamily } from "../ip.js";
 import {
   findHealthMonitor,
@@ -130,11 +131,15 @@ function json(status: number, body: unknown): AdminResponse {
 export function parseJson(body: Buffer): unknown {
   const text = body.toString("utf8").trim();
   if (text === "") throw new HttpError(400, "LB4.EMPTY_BODY", 'the request body is empty; send a JSON object such as {"member": {...}}');
+  let doc: unknown;
   try {
-    return JSON.parse(text);
+    doc = JSON.parse(text);
   } catch (err) {
     throw new HttpError(400, "LB4.MALFORMED_JSON", `the request body is not valid JSON (${(err as Error).message}); send a JSON object`);
   }
+  const unsafe = plainDataProblems(doc); // the config's own rule, before anything copies the body
+  if (unsafe.length) throw new HttpError(400, "LB4.INVALID_REQUEST", `invalid request: ${unsafe.map(formatProblem).join("; ")}`, unsafe);
+  return doc;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -6,16 +6,30 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { ConfigError, type Problem } from "../errors.js";
-import { formatPath, validateConfig, type ValidationContext } from "./validate.js";
+import { formatPath, plainDataProblems } from "./plain-data.js";
+import { validateConfig, type ValidationContext } from "./validate.js";
 import type { Config } from "./schema.js";
 
-/** Replace `${NAME}` in every string of a parsed document; unset variables are problems. */
+/**
+ * Replace `${NAME}` in every string of a parsed document; unset variables are problems.
+ * The document must be plain data first (config/plain-data.ts; else its problems, and
+ * undefined); the copy is built from objects without a prototype.
+ */
 export function interpolateEnv(
   value: unknown,
   env: Record<string, string | undefined>,
   problems: Problem[],
   at: PropertyKey[] = [],
 ): unknown {
+  const unsafe = plainDataProblems(value, at);
+  if (unsafe.length) {
+    problems.push(...unsafe);
+    return undefined;
+  }
+  return interpolate(value, env, problems, at);
+}
+
+function interpolate(value: unknown, env: Record<string, string | undefined>, problems: Problem[], at: PropertyKey[]): unknown {
   if (typeof value === "string") {
     // A value that is exactly one placeholder takes the variable's YAML scalar type, so
     // `protocol_port: ${PORT}` gives a number; inside longer text it stays text.
@@ -36,10 +50,10 @@ export function interpolateEnv(
       return v;
     });
   }
-  if (Array.isArray(value)) return value.map((v, i) => interpolateEnv(v, env, problems, [...at, i]));
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, problems, [...at, i]));
   if (value && typeof value === "object") {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = interpolateEnv(v, env, problems, [...at, k]);
+    const out = Object.create(null) as Record<string, unknown>;
+    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, env, problems, [...at, k]);
     return out;
   }
   return value;

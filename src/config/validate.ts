@@ -8,6 +8,7 @@ import { CONFIG_INVALID, ConfigError, UNKNOWN_FIELD, type Problem } from "../err
 import { checkCrossVpc, type CrossVpcContext } from "../crossvpc/rules.js";
 import { isLoopback } from "../ip.js";
 import { memberKey } from "../model/member.js";
+import { formatPath, plainDataProblems } from "./plain-data.js";
 import { configSchema, splitHostPort, type Config } from "./schema.js";
 import { knownFields, nearestField } from "./suggest.js";
 
@@ -15,15 +16,7 @@ export type ValidationContext = CrossVpcContext;
 
 export type ValidationResult = { ok: true; config: Config } | { ok: false; problems: Problem[] };
 
-/** `["loadbalancers", 0, "pools", 1]` → `loadbalancers[0].pools[1]`. */
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = "";
-  for (const p of path) {
-    if (typeof p === "number") out += `[${p}]`;
-    else out += out ? `.${String(p)}` : String(p);
-  }
-  return out;
-}
+export { formatPath };
 
 /** Where unknown-field messages send the reader (SPEC is not shipped; the README is). */
 const FIELD_DOCS = "README.md lists the fields";
@@ -61,6 +54,10 @@ function zodProblems(error: z.ZodError, root?: z.ZodType): Problem[] {
 }
 
 export function validateConfig(input: unknown, ctx: ValidationContext = {}): ValidationResult {
+  // Before zod reads it: an inherited field would read as set (an object from anywhere:
+  // a file, startLoadBalancer, an admin change).
+  const unsafe = plainDataProblems(input);
+  if (unsafe.length) return { ok: false, problems: unsafe };
   // reportInput: tell a missing field ("is required") from one of the wrong type.
   const parsed = configSchema.safeParse(input, { reportInput: true });
   if (!parsed.success) return { ok: false, problems: zodProblems(parsed.error, configSchema) };

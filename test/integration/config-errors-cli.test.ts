@@ -6,7 +6,9 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import net from "node:net";
 import { runCli, useChildFixture } from "../helpers/lb4-child.js";
+import { freePort } from "../helpers/net.js";
 
 const fx = useChildFixture();
 
@@ -21,6 +23,17 @@ function config(pool: Record<string, unknown> = {}, member: Record<string, unkno
       },
     ],
   };
+}
+
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: "127.0.0.1" });
+    s.once("connect", () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once("error", () => resolve(true));
+  });
 }
 
 async function file(name: string, text: string): Promise<string> {
@@ -47,3 +60,21 @@ describe("validation problems on the command line", () => {
     expect(r.stderr).toContain("loadbalancers[0].pools[0].session_persistence: is not allowed with SOURCE_IP, which is sticky already; use ROUND_ROBIN or LEAST_CONNECTIONS, or remove it [LB4.INVALID_COMBINATION]");
   });
 });
+
+describe("hostile config files", () => {
+  it.each([
+    ["lb4.json", (port: number) => `{"__proto__": {"admin": {"listen": "127.0.0.1:${port}"}}, "loadbalancers": []}`],
+    ["lb4.yaml", (port: number) => `__proto__:\n  admin: { listen: "127.0.0.1:${port}" }\nloadbalancers: []\n`],
+  ])("%s with __proto__: validate and start refuse it by path and code; nothing listens", async (name, text) => {
+    const port = await freePort();
+    const f = await file(name, text(port));
+    for (const cmd of ["validate", "start"]) {
+      const r = await runCli([cmd, "--config", f]);
+      expect(r.code, `${cmd}: ${r.stderr}`).toBe(1);
+      expect(r.stderr).toContain('  - __proto__: "__proto__" is not allowed as a field name; remove it [LB4.FORBIDDEN_KEY]');
+      expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    }
+    expect(await refused(port)).toBe(true);
+  });
+});
+
