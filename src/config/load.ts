@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { ConfigError, type Problem } from "../errors.js";
-import { formatPath, plainDataProblems } from "./plain-data.js";
+import { formatPath, MAX_NESTING, plainDataProblems, TOO_DEEP } from "./plain-data.js";
 import { validateConfig, type ValidationContext } from "./validate.js";
 import type { Config } from "./schema.js";
 
@@ -66,6 +66,10 @@ export function parseDocument(text: string, file: string): unknown {
     if (ext === ".json") return JSON.parse(text);
     if (ext === ".yaml" || ext === ".yml") return parseYaml(text, { prettyErrors: true });
   } catch (err) {
+    // The YAML parser recurses: a document nested some hundreds deep exhausts its stack.
+    if (err instanceof RangeError || /Maximum call stack size exceeded/.test((err as Error).message)) {
+      throw new ConfigError([{ path: "", message: `${file} nests too deep to read; lb4 accepts ${MAX_NESTING} levels of objects and lists`, code: TOO_DEEP }], "config file");
+    }
     throw new ConfigError([{ path: "", message: `${file} is not valid ${ext === ".json" ? "JSON" : "YAML"}: ${(err as Error).message}`, code: "LB4.CONFIG_SYNTAX" }], "config file");
   }
   throw new ConfigError([{ path: "", message: `${file}: use a .yaml, .yml or .json file`, code: "LB4.CONFIG_FILE_TYPE" }], "config file");

@@ -78,3 +78,19 @@ describe("hostile config files", () => {
   });
 });
 
+
+describe("a deeply nested config file (issue 12 item 3)", () => {
+  it.each([
+    ["deep.json", `{"loadbalancers": ${"[".repeat(1_999)}${"]".repeat(1_999)}}`, `  - loadbalancers${"[0]".repeat(31)}: nests deeper than 32 levels of objects and lists; lb4 needs 7 at most [LB4.CONFIG_TOO_DEEP]`],
+    ["deep.yaml", `loadbalancers: ${"[".repeat(2_000)}${"]".repeat(2_000)}\n`, "nests too deep to read; lb4 accepts 32 levels of objects and lists [LB4.CONFIG_TOO_DEEP]"],
+  ])("lb4 validate on a 2,000-deep %s exits 1 with one clean line and no stack trace", async (name, text, line) => {
+    const f = await file(name, text);
+    const r = await runCli(["validate", "--config", f]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("lb4: invalid ");
+    expect(r.stderr).toContain(line);
+    expect(r.stderr).not.toContain("RangeError");
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(r.stderr.split("\n").filter(Boolean)).toHaveLength(2);
+  });
+});

@@ -5,7 +5,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseJson, HttpError } from "../../../src/admin/routes.js";
 import { interpolateEnv, loadConfigFile } from "../../../src/config/load.js";
-import { FORBIDDEN_KEY, plainDataProblems } from "../../../src/config/plain-data.js";
+import { FORBIDDEN_KEY, MAX_NESTING, plainDataProblems, TOO_DEEP } from "../../../src/config/plain-data.js";
 import { validateConfig } from "../../../src/config/validate.js";
 import { ConfigError, type Problem } from "../../../src/errors.js";
 
@@ -112,5 +112,78 @@ describe("admin API bodies", () => {
 
   it("a plain body passes as it was", () => {
     expect(parseJson(Buffer.from('{"member": {"weight": 3}}'))).toEqual({ member: { weight: 3 } });
+  });
+});
+
+/** `n` arrays inside one another around `inner`. */
+const nestArrays = (n: number, inner: unknown = 1): unknown => {
+  let v = inner;
+  for (let i = 0; i < n; i++) v = [v];
+  return v;
+};
+const deepJson = (n: number) => `{"loadbalancers": ${"[".repeat(n - 1)}${"]".repeat(n - 1)}}`;
+
+describe("nesting limit (issue 12 item 3)", () => {
+  it(`accepts ${MAX_NESTING} levels and refuses ${MAX_NESTING + 1}, naming the path where it went too deep`, () => {
+    expect(plainDataProblems(nestArrays(MAX_NESTING))).toEqual([]);
+    expect(plainDataProblems(nestArrays(MAX_NESTING + 1))).toEqual([
+      { path: "[0]".repeat(MAX_NESTING), message: `nests deeper than ${MAX_NESTING} levels of objects and lists; lb4 needs 7 at most`, code: TOO_DEEP },
+    ]);
+  });
+
+  it.each([2_000, 100_000])("a %i-deep document is one problem, not a stack overflow", (n) => {
+    const ps = plainDataProblems(JSON.parse(deepJson(n)));
+    expect(ps).toEqual([expect.objectContaining({ path: `loadbalancers${"[0]".repeat(MAX_NESTING - 1)}`, code: TOO_DEEP })]);
+  });
+
+  it("a cycle is a problem, not an endless walk", () => {
+    const a: Record<string, unknown> = { x: 1 };
+    a.self = { back: a };
+    expect(plainDataProblems({ loadbalancers: [a] })).toEqual([expect.objectContaining({ path: "loadbalancers[0].self.back", code: TOO_DEEP, message: expect.stringContaining("cycle") })]);
+  });
+
+  it("shared objects are walked once per depth, so 2^40 paths through 40 shared levels end at once", () => {
+    let shallow: unknown = { leaf: true };
+    for (let i = 0; i < 20; i++) shallow = { a: shallow, b: shallow };
+    expect(plainDataProblems(shallow)).toEqual([]);
+    let deep: unknown = { leaf: true };
+    for (let i = 0; i < 40; i++) deep = { a: deep, b: deep };
+    expect(plainDataProblems(deep)).toEqual([expect.objectContaining({ path: "a.".repeat(MAX_NESTING - 1) + "a", code: TOO_DEEP })]);
+  });
+
+  it("interpolateEnv and validateConfig report it instead of throwing RangeError", () => {
+    const doc = JSON.parse(deepJson(2_000));
+    const problems: Problem[] = [];
+    expect(() => interpolateEnv(doc, {}, problems)).not.toThrow();
+    expect(problems.map((p) => p.code)).toEqual([TOO_DEEP]);
+    const r = validateConfig(doc);
+    expect(r.ok ? [] : r.problems.map((p) => p.code)).toEqual([TOO_DEEP]);
+  });
+
+  it("an admin API body is refused with 400", () => {
+    const body = `{"member": ${"[".repeat(2_000)}${"]".repeat(2_000)}}`;
+    expect(() => parseJson(Buffer.from(body))).toThrow(expect.objectContaining({ status: 400, problems: [expect.objectContaining({ code: TOO_DEEP, path: `member${"[0]".repeat(MAX_NESTING - 1)}` })] }));
+  });
+
+  describe("in a file", () => {
+    let dir = "";
+    beforeAll(async () => {
+      dir = await mkdtemp(path.join(os.tmpdir(), "lb4-deep-"));
+    });
+    afterAll(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it.each([
+      ["deep.json", deepJson(2_000), `loadbalancers${"[0]".repeat(MAX_NESTING - 1)}`],
+      ["deep.yaml", `loadbalancers: ${"[".repeat(99)}${"]".repeat(99)}\n`, `loadbalancers${"[0]".repeat(MAX_NESTING - 1)}`],
+      ["deeper.yaml", `loadbalancers: ${"[".repeat(2_000)}${"]".repeat(2_000)}\n`, ""], // beyond what the YAML parser can read
+    ])("%s: a ConfigError naming where", async (name, text, at) => {
+      const f = path.join(dir, name);
+      await writeFile(f, text);
+      const err = await loadConfigFile(f, { env: {} }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).problems).toEqual([expect.objectContaining({ path: at, code: TOO_DEEP })]);
+    });
   });
 });
