@@ -9,6 +9,8 @@ export class ListenerStats {
   refusedAcl = 0;
   refusedLimit = 0;
   refusedNoMember = 0;
+  /** Refused because the data plane's share of file descriptors was used up (fd-budget.ts). */
+  refusedFdLimit = 0;
   connectErrors = 0;
   retries = 0;
   /**

@@ -22,9 +22,13 @@ import type { RateLimitedLog } from "./ratelimit.js";
 import type { AccessLog } from "./access-log.js";
 import type { Listener } from "./listener.js";
 import { SessionList } from "./session-list.js";
+import { sharedFdBudget, type FdBudget } from "./fd-budget.js";
 
 /** At most this many connect attempts per client: the first and 2 retries (SPEC §3). */
 export const MAX_CONNECT_TRIES = 3;
+
+/** Descriptors a connection holds: the client's and the upstream's. */
+const FDS_PER_CONNECTION = 2;
 
 export interface TcpTuning {
   connectTimeoutMs: number;
@@ -45,6 +49,8 @@ export interface TcpListenerDeps {
   localAddressFor?: (member: MemberRuntime) => string | undefined;
   /** Called after a connection ends (scheduler hooks, persistence). */
   onSessionEnd?: (session: TcpSession) => void;
+  /** Descriptor budget; default: the process-wide one (fd-budget.ts). */
+  fdBudget?: FdBudget;
 }
 
 const kSession = Symbol("lb4.session");
@@ -107,6 +113,8 @@ export class TcpSession implements ClientInfo {
   private clientClosed = false;
   private upstreamClosed = true;
   private ended = false;
+  /** fail() ran: both sides are being closed, no more connect tries. */
+  private failing = false;
   reason: EndReason = "closed";
   error: Error | undefined;
 
@@ -124,8 +132,11 @@ export class TcpSession implements ClientInfo {
     client.on("close", onClientClose);
   }
 
-  /** Pick a member (avoiding failed ones) and connect; refuse the client when none is left. */
-  connect(): void {
+  /**
+   * Pick a member (avoiding failed ones) and connect; refuse the client when none is left.
+   * `lastError`: why the previous try failed, logged if no member is left.
+   */
+  connect(lastError?: Error): void {
     const l = this.listener;
     const member = l.pickFor(this);
     if (!member) {
@@ -133,7 +144,7 @@ export class TcpSession implements ClientInfo {
         l.stats.refusedNoMember++;
         l.deps.refusalLog.warn("no_member", { listener: l.config.id, client: this.ip, msg: "no eligible member; client refused" });
       }
-      this.fail(this.tries === 0 ? "closed" : "connect_failed", undefined, this.tries === 0);
+      this.fail(this.tries === 0 ? "closed" : "connect_failed", lastError, this.tries === 0);
       return;
     }
     // Counted once, when first handed to a member (not at close: SPEC §9 totals are live).
@@ -145,7 +156,14 @@ export class TcpSession implements ClientInfo {
     const local = l.deps.localAddressFor?.(member);
     const opts: net.TcpNetConnectOpts = { host: member.config.address, port: member.config.protocol_port, allowHalfOpen: true, noDelay: true };
     if (local) opts.localAddress = local;
-    const up = net.connect(opts) as Tagged;
+    let up: Tagged;
+    try {
+      up = net.connect(opts) as Tagged;
+    } catch (err) {
+      // Errors (EMFILE included) come as 'error' events; a throw must still end the session.
+      this.fail("connect_failed", err as Error);
+      return;
+    }
     this.upstream = up;
     this.upstreamClosed = false;
     up[kSession] = this;
@@ -186,8 +204,9 @@ export class TcpSession implements ClientInfo {
   /** The member refused or timed out before connecting: try another one (SPEC §3). */
   retry(err: Error): void {
     const l = this.listener;
-    const failed = this.member!;
-    const up = this.upstream!;
+    const up = this.upstream;
+    const failed = this.member;
+    if (!up || !failed || this.ended) return;
     up[kSession] = undefined;
     up.destroy();
     this.upstream = undefined;
@@ -196,30 +215,42 @@ export class TcpSession implements ClientInfo {
     this.member = undefined;
     (this.avoid ??= []).push(failed);
     l.stats.connectErrors++;
-    l.deps.logger.debug({ listener: l.config.id, member: failed.id, err: (err as NodeJS.ErrnoException).code ?? err.message }, "member connect failed");
+    const code = (err as NodeJS.ErrnoException).code;
+    l.deps.logger.debug({ listener: l.config.id, member: failed.id, err: code ?? err.message }, "member connect failed");
+    if (code === "EMFILE" || code === "ENFILE") {
+      // Not the member's fault: this process is out of descriptors (something outside the data plane holds them).
+      l.deps.refusalLog.event("fd_exhausted", "fd_exhausted", { listener: l.config.id, err: code, msg: `cannot open an upstream connection (${code}): raise ulimit -n` });
+    }
     if (this.clientClosed) {
       this.finish();
       return;
     }
+    // fail() already closed the client (its 'close' finishes the session): no new try for it.
+    if (this.failing) return;
     if (this.tries >= MAX_CONNECT_TRIES) {
       this.fail("connect_failed", err);
       return;
     }
     l.stats.retries++;
-    this.connect();
+    this.connect(err);
   }
 
   /** Close both sides now. */
   fail(reason: EndReason, err?: Error, refused = false): void {
     if (this.reason === "closed" || reason === "shutdown") this.reason = reason;
     if (err && !this.error) this.error = err;
-    if (refused) this.listener.stats.active--; // never counted as a served connection
+    this.failing = true;
+    this.connectDeadline = Infinity;
     this.client.destroy();
     this.upstream?.destroy();
-    if (refused) {
+    if (refused && !this.ended) {
+      // Never counted as a served connection; nothing will call finish().
       this.ended = true;
+      const l = this.listener;
+      l.stats.active--;
+      l.budget.give(FDS_PER_CONNECTION);
       this.client[kSession] = undefined;
-      this.listener.sessions.delete(this);
+      l.sessions.delete(this);
     }
   }
 
@@ -245,6 +276,7 @@ export class TcpSession implements ClientInfo {
     const l = this.listener;
     l.sessions.delete(this);
     l.stats.active--;
+    l.budget.give(FDS_PER_CONNECTION);
     const c = this.client;
     c[kSession] = undefined;
     if (this.upstream) this.upstream[kSession] = undefined;
@@ -276,6 +308,7 @@ export class TcpSession implements ClientInfo {
 
   /** Engine tick: connect timeout, idle timeout, drain deadline. */
   sweep(now: number, idleMs: number): void {
+    if (this.failing) return; // closing already; its 'close' events end it
     if (this.connectDeadline <= now) {
       this.connectDeadline = Infinity;
       const e = Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" });
@@ -315,12 +348,14 @@ export class TcpListener implements Listener {
   private closing = false;
   /** TCP_NODELAY must be set on each accepted socket (it could not be inherited). */
   private noDelayPerSocket = true;
+  readonly budget: FdBudget;
 
   constructor(config: ListenerConfig, pool: PoolRuntime, acl: AccessList, deps: TcpListenerDeps) {
     this.config = config;
     this.pool = pool;
     this.acl = acl;
     this.deps = deps;
+    this.budget = deps.fdBudget ?? sharedFdBudget();
     this.accessLog = deps.logger.isLevelEnabled("info");
     this.logPrefix = `"ev":"tcp_conn","lb":"${deps.lbId}","listener":"${config.id}"`;
     this.server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => this.accept(s));
@@ -333,7 +368,15 @@ export class TcpListener implements Listener {
       this.server.listen({ host: this.deps.vip, port: this.config.protocol_port, exclusive: true }, () => {
         this.server.off("error", onError);
         this.noDelayPerSocket = !setListenerNoDelay(this.server);
-        this.server.on("error", (err) => this.deps.logger.error({ listener: this.config.id, err }, "listener error"));
+        // After listen, errors are accept errors (EMFILE/ENFILE when libuv cannot shed the
+        // connection itself): logged once a second at most, with a count of the rest.
+        this.server.on("error", (err: NodeJS.ErrnoException) =>
+          this.deps.refusalLog.event("accept_error", `accept:${this.config.id}`, {
+            listener: this.config.id,
+            err: err.code ?? err.message,
+            msg: `accept failed (${err.code ?? err.message}); ${err.code === "EMFILE" || err.code === "ENFILE" ? "out of file descriptors: raise ulimit -n or lower connection_limit" : "the listener keeps running"}`,
+          }),
+        );
         resolve();
       });
     });
@@ -360,6 +403,16 @@ export class TcpListener implements Listener {
     if (limit > 0 && this.stats.active >= limit) {
       this.stats.refusedLimit++;
       this.deps.refusalLog.warn("limit", { listener: this.config.id, client: ip, msg: "connection_limit reached; client refused" });
+      socket.destroy();
+      return;
+    }
+    if (!this.budget.tryTake(FDS_PER_CONNECTION)) {
+      this.stats.refusedFdLimit++;
+      this.deps.refusalLog.warn("fd_limit", {
+        listener: this.config.id,
+        client: ip,
+        msg: "data-plane file descriptors used up (the open-file limit minus a reserve for the admin API and health checks); client refused: raise ulimit -n or set connection_limit",
+      });
       socket.destroy();
       return;
     }

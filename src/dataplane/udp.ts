@@ -22,9 +22,8 @@ import { FlowTable, type Flow } from "./flow-table.js";
 import type { Listener } from "./listener.js";
 import type { RateLimitedLog } from "./ratelimit.js";
 import { ListenerStats, type EndReason, type Traffic } from "./stats.js";
+import { sharedFdBudget, type FdBudget } from "./fd-budget.js";
 
-/** Flow cap when the listener's connection_limit is 0 (unlimited). */
-export const DEFAULT_MAX_FLOWS = 65_536;
 
 /** Datagrams held per flow while its upstream socket connects; more are dropped. */
 export const MAX_CONNECT_QUEUE = 64;
@@ -39,8 +38,10 @@ export interface UdpListenerDeps {
   headerFor?: (client: { ip: string; port: number }, member: MemberRuntime) => Buffer | undefined;
   /** Called when a flow ends (persistence touch). */
   onFlowEnd?: (client: { ip: string; port: number }, member: MemberRuntime) => void;
-  /** Built-in flow cap used when connection_limit is 0. */
+  /** Built-in flow cap used when connection_limit is 0 (default: from the open-file limit, fd-budget.ts). */
   maxFlows?: number;
+  /** Descriptor budget; default: the process-wide one (fd-budget.ts). */
+  fdBudget?: FdBudget;
 }
 
 const CONNECTING = 0;
@@ -108,7 +109,10 @@ export class UdpFlow implements Flow {
 
 export class UdpListener implements Listener {
   readonly stats = new ListenerStats();
-  readonly flows = new FlowTable<UdpFlow>(DEFAULT_MAX_FLOWS);
+  readonly flows: FlowTable<UdpFlow>;
+  readonly budget: FdBudget;
+  /** The flow cap when connection_limit is 0. */
+  private readonly builtInCap: number;
   accessLog: boolean;
   /** The listener socket; undefined before listen() and after close. */
   socket: dgram.Socket | undefined;
@@ -127,6 +131,9 @@ export class UdpListener implements Listener {
   ) {
     this.accessLog = deps.logger.isLevelEnabled("info");
     this.now = deps.clock();
+    this.budget = deps.fdBudget ?? sharedFdBudget();
+    this.builtInCap = deps.maxFlows ?? this.budget.defaultMaxFlows();
+    this.flows = new FlowTable<UdpFlow>(this.builtInCap);
   }
 
   listen(): Promise<void> {
@@ -188,7 +195,7 @@ export class UdpListener implements Listener {
       return;
     }
     const limit = this.config.connection_limit;
-    this.flows.cap = limit > 0 ? limit : (this.deps.maxFlows ?? DEFAULT_MAX_FLOWS);
+    this.flows.cap = limit > 0 ? limit : this.builtInCap;
     if (this.flows.size >= this.flows.cap) {
       st.refusedLimit++;
       this.deps.refusalLog.warn("limit", { listener: this.config.id, client: ip, msg: "UDP flow cap reached (connection_limit or the built-in cap); datagram dropped" });
@@ -199,6 +206,15 @@ export class UdpListener implements Listener {
     if (!member) {
       st.refusedNoMember++;
       this.deps.refusalLog.warn("no_member", { listener: this.config.id, client: ip, msg: "no eligible member; datagram dropped" });
+      return;
+    }
+    if (!this.budget.tryTake(1)) {
+      st.refusedFdLimit++;
+      this.deps.refusalLog.warn("fd_limit", {
+        listener: this.config.id,
+        client: ip,
+        msg: "data-plane file descriptors used up (the open-file limit minus a reserve for the admin API and health checks); datagram dropped: raise ulimit -n or set connection_limit",
+      });
       return;
     }
     const header = this.deps.headerFor?.(client, member);
@@ -286,6 +302,7 @@ export class UdpListener implements Listener {
     const st = this.stats;
     m.active--;
     st.active--;
+    this.budget.give(1);
     // Moved from the open flows into stats in one turn: traffic() never counts a flow twice.
     st.bytesIn += f.bytesIn;
     st.bytesOut += f.bytesOut;

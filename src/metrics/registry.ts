@@ -10,6 +10,7 @@ import { LineBatcher } from "../log.js";
 import type { Engine } from "../engine.js";
 import type { ListenerStats } from "../dataplane/stats.js";
 import type { Listener } from "../dataplane/listener.js";
+import { sharedFdBudget } from "../dataplane/fd-budget.js";
 
 export interface Metrics {
   registry: client.Registry;
@@ -27,7 +28,7 @@ export function createMetrics(engine: Engine, opts: { processMetrics?: boolean }
   const listeners = (): ListenerRow[] => {
     const rows: ListenerRow[] = [];
     for (const lb of engine.lbs.values()) {
-      for (const l of lb.listeners.values()) rows.push({ labels: { lb: lb.config.id, listener: l.config.id, protocol: l.config.protocol }, stats: l.stats, listener: l });
+      for (const l of lb.listeners.values()) rows.push({ labels: { lb: lb.spec.id, listener: l.config.id, protocol: l.config.protocol }, stats: l.stats, listener: l });
     }
     return rows;
   };
@@ -35,7 +36,7 @@ export function createMetrics(engine: Engine, opts: { processMetrics?: boolean }
     const rows = [];
     for (const lb of engine.lbs.values()) {
       for (const p of lb.pools.values()) {
-        for (const m of p.members.values()) rows.push({ labels: { lb: lb.config.id, pool: p.id, member: m.id, address: m.key }, m });
+        for (const m of p.members.values()) rows.push({ labels: { lb: lb.spec.id, pool: p.id, member: m.id, address: m.key }, m });
       }
     }
     return rows;
@@ -71,10 +72,11 @@ export function createMetrics(engine: Engine, opts: { processMetrics?: boolean }
   });
   listenerCounter("lb4_connect_errors_total", "Member connect failures (refused or timed out)", (s) => [[{}, s.connectErrors]]);
   listenerCounter("lb4_retries_total", "Connect retries on another member", (s) => [[{}, s.retries]]);
-  listenerCounter("lb4_refused_total", "Clients refused, by reason (acl, limit, no_member)", (s) => [
+  listenerCounter("lb4_refused_total", "Clients refused, by reason (acl, limit, no_member, fd_limit)", (s) => [
     [{ reason: "acl" }, s.refusedAcl],
     [{ reason: "limit" }, s.refusedLimit],
     [{ reason: "no_member" }, s.refusedNoMember],
+    [{ reason: "fd_limit" }, s.refusedFdLimit],
   ]);
   listenerCounter("lb4_closed_total", "Connections/flows closed by lb4, by reason (idle_timeout, drained)", (s) => [
     [{ reason: "idle_timeout" }, s.idleClosed],
@@ -99,6 +101,19 @@ export function createMetrics(engine: Engine, opts: { processMetrics?: boolean }
     collect() {
       this.reset();
       for (const { labels, stats } of listeners()) if (labels.protocol === "UDP") this.set({ lb: labels.lb, listener: labels.listener }, stats.active);
+    },
+  });
+
+  const fds = sharedFdBudget();
+  new client.Gauge({
+    name: "lb4_dataplane_fds",
+    help: "File descriptors held by connections and flows (used), and the most they may hold (max: the open-file limit minus a reserve; absent when unknown)",
+    labelNames: ["kind"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.set({ kind: "used" }, fds.used);
+      if (Number.isFinite(fds.max)) this.set({ kind: "max" }, fds.max);
     },
   });
 
