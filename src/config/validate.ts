@@ -75,9 +75,9 @@ export function checkRules(config: Config, ctx: ValidationContext = {}): Problem
   return problems;
 }
 
-/** Schema problems of a value parsed with a sub-schema, with paths below `at`. */
-export function schemaProblems(error: z.ZodError, at: readonly PropertyKey[]): Problem[] {
-  return zodProblems(error).map((p) => ({ ...p, path: formatPath(at) + (p.path ? (p.path.startsWith("[") ? p.path : `.${p.path}`) : "") }));
+/** Schema problems of a value parsed with a sub-schema, with paths below `at`; pass that `schema` for "did you mean". */
+export function schemaProblems(error: z.ZodError, at: readonly PropertyKey[], schema?: z.ZodType): Problem[] {
+  return zodProblems(error, schema).map((p) => ({ ...p, path: formatPath(at) + (p.path ? (p.path.startsWith("[") ? p.path : `.${p.path}`) : "") }));
 }
 
 /** validateConfig() that throws ConfigError listing every problem. */

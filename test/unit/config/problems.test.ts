@@ -4,9 +4,9 @@
  */
 import { describe, expect, it } from "vitest";
 import { validationError } from "../../../src/admin/routes.js";
-import { configSchema } from "../../../src/config/schema.js";
+import { configSchema, memberSchema } from "../../../src/config/schema.js";
 import { knownFields, nearestField } from "../../../src/config/suggest.js";
-import { validateConfig } from "../../../src/config/validate.js";
+import { schemaProblems, validateConfig } from "../../../src/config/validate.js";
 import { ConfigError, formatProblem, type Problem } from "../../../src/errors.js";
 
 function base(): any {
@@ -156,5 +156,16 @@ describe("printing", () => {
     expect([validationError(dup).status, validationError(dup).code]).toEqual([409, "LB4.DUPLICATE_MEMBER"]);
     const rule = new ConfigError(problems((c) => (c.loadbalancers[0].listeners[0].default_pool_id = "nope")));
     expect(validationError(rule, { conflicts: false, defaultCode: "LB4.CONFIG_INVALID" }).code).toBe("LB4.UNKNOWN_REFERENCE");
+  });
+});
+
+describe("schemaProblems (a member change parsed alone)", () => {
+  it("suggests from the sub-schema it is given, under the member's path", () => {
+    const r = memberSchema.safeParse({ address: "127.0.0.1", protocol_port: 80, id: "m-1", wieght: 2 });
+    expect(r.success).toBe(false);
+    if (r.success) return;
+    const at = ["loadbalancers", 0, "pools", 0, "members", 3];
+    expect(schemaProblems(r.error, at, memberSchema)).toEqual([{ path: `${POOL}.members[3].wieght`, message: "unknown field; did you mean `weight`? (README.md lists the fields)", code: "LB4.UNKNOWN_FIELD" }]);
+    expect(schemaProblems(r.error, at)[0]!.message).toBe("unknown field; README.md lists the fields");
   });
 });
