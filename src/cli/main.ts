@@ -4,12 +4,9 @@
  * start, request refused), 2 usage error.
  */
 import { Command, CommanderError, Option } from "commander";
-import { readFile } from "node:fs/promises";
-import path from "node:path";
-import { interpolateEnv, loadConfigFile, parseDocument } from "../config/load.js";
-import { configSchema, type Config } from "../config/schema.js";
+import type { Config } from "../config/schema.js";
 import { gateWithState } from "../control/gate.js";
-import { StateStore } from "../state/store.js";
+import { StateStore, memberChangeCount } from "../state/store.js";
 import { memberKey } from "../model/member.js";
 import { unsupportedFeatures } from "../config/support.js";
 import { ConfigError, Lb4Error, formatProblem } from "../errors.js";
@@ -17,7 +14,9 @@ import { startLoadBalancer, type LoadBalancerHandle } from "../engine.js";
 import { createLogger, flushAndExit } from "../log.js";
 import { startAdminServer, type AdminServer } from "../admin/server.js";
 import { createMetrics } from "../metrics/registry.js";
+import { CONFIG_ENV, DEFAULT_CONFIG_FILE, configSource, loadSource, stateDirOf, type ConfigSource } from "./config-source.js";
 import { runDemo } from "./demo.js";
+import { claimPidFile, pidFileOf } from "./pidfile.js";
 import { registerMembers } from "./members.js";
 import { registerReload, registerStatus } from "./status.js";
 
@@ -32,21 +31,29 @@ program
 
 program
   .command("start")
-  .description("Run the load balancer in the foreground from a config file. Logs JSON lines to stdout (pretty on a terminal).")
-  .requiredOption("-c, --config <file>", "config file (.yaml, .yml or .json)")
-  .addOption(new Option("--grace <seconds>", "on SIGTERM/SIGINT, how long open connections may finish before they are closed").default("10").argParser(parsePositive))
+  .description(
+    "Run the load balancer in the foreground. Logs JSON lines to stdout (pretty on a terminal). " +
+      `The config is --config FILE; without it, the YAML text in ${CONFIG_ENV} when that is set, else ${DEFAULT_CONFIG_FILE}.`,
+  )
+  .option("-c, --config <file>", `config file (.yaml, .yml or .json); default: $${CONFIG_ENV} (YAML text) if set, else ${DEFAULT_CONFIG_FILE}`)
+  .addOption(new Option("--grace <seconds>", "on SIGTERM/SIGINT, how long open connections may finish before they are closed").default(10).argParser(parsePositive))
   .addHelpText(
     "after",
     `
 Signals:
   SIGTERM, SIGINT   stop accepting, let connections finish for --grace seconds, exit 0
-  SIGHUP            reload the config file; an invalid file is refused and the running config stays
+  SIGHUP            reload the config (the same file, or ${CONFIG_ENV} again); an invalid one is refused and the running config stays
 
-Example:
-  lb4 start --config lb4.yaml`,
+While it runs, state_dir/lb4.pid holds its pid (lb4 state reset refuses to run then).
+With ${CONFIG_ENV}, relative paths (state_dir) resolve against the working directory.
+
+Examples:
+  lb4 start --config lb4.yaml
+  LB4_CONFIG="$(cat lb4.yaml)" lb4 start      (the container way: no file needed)`,
   )
-  .action(async (opts: { config: string; grace: number }) => {
-    const { config, file } = await loadConfigFile(opts.config);
+  .action(async (opts: { config?: string; grace: number }) => {
+    const src = await configSource(opts.config);
+    const { config, file } = await loadSource(src);
     const logger = createLogger(config.log.level);
     let handle: LoadBalancerHandle;
     try {
@@ -62,7 +69,7 @@ Example:
     const reload = async (source: "SIGHUP" | "admin API"): Promise<void> => {
       let next: typeof config;
       try {
-        next = (await loadConfigFile(file)).config;
+        next = (await loadSource(src)).config;
       } catch (err) {
         handle.engine.reloads.failed++;
         logger.warn(
@@ -95,6 +102,15 @@ Example:
         throw err;
       }
     }
+    // After everything is bound: a start that fails leaves no pid file behind.
+    try {
+      const pid = await claimPidFile(config.state_dir);
+      if (pid.other !== undefined) {
+        logger.warn({ ev: "state_dir_shared", pid: pid.other, state_dir: config.state_dir }, `another lb4 (pid ${pid.other}) uses ${config.state_dir}; two instances on one state_dir overwrite each other's runtime changes`);
+      }
+    } catch (err) {
+      logger.warn({ ev: "pid_file_failed", err: (err as Error).message }, `cannot write ${pidFileOf(config.state_dir)}; lb4 state reset will not see that lb4 runs`);
+    }
     const adminUrl = admin ? `http://${admin.address.host.includes(":") ? `[${admin.address.host}]` : admin.address.host}:${admin.address.port}` : undefined;
     const listeners = config.loadbalancers.flatMap((lb) => lb.listeners.map((l) => `${l.protocol} ${memberKey(lb.vip_address, l.protocol_port)} (${lb.id}/${l.id})`));
     logger.info(
@@ -126,11 +142,11 @@ program
     "Check a config file as `lb4 start` would: with the runtime state under its state_dir (members changed through the admin API, " +
       "load balancers whose cross-VPC switch was ever on). Print every problem with its field path and code. Exit 0 when valid, 1 otherwise.",
   )
-  .requiredOption("-c, --config <file>", "config file (.yaml, .yml or .json)")
+  .option("-c, --config <file>", `config file (.yaml, .yml or .json); default: what lb4 start reads ($${CONFIG_ENV} if set, else ${DEFAULT_CONFIG_FILE})`)
   .option("--no-state", "check the file alone, without the runtime state under state_dir")
-  .addHelpText("after", "\nExamples:\n  lb4 validate --config lb4.yaml\n  lb4 validate --config lb4.yaml --no-state")
-  .action(async (opts: { config: string; state: boolean }) => {
-    const { config, file, stateNote } = await validateFile(opts.config, opts.state);
+  .addHelpText("after", "\nExamples:\n  lb4 validate --config lb4.yaml\n  lb4 validate --config lb4.yaml --no-state\n  lb4 validate                 (in the container: checks what lb4 start would run)")
+  .action(async (opts: { config?: string; state: boolean }) => {
+    const { config, file, stateNote } = await validateFile(await configSource(opts.config), opts.state);
     const lbs = config.loadbalancers;
     const count = (f: (lb: (typeof lbs)[number]) => number) => lbs.reduce((n, lb) => n + f(lb), 0);
     console.log(
@@ -145,35 +161,22 @@ program
  * The file through the same gate as `lb4 start`: the persisted cross-VPC facts apply to the
  * file itself, then the runtime member overlay goes on top.
  */
-async function validateFile(file: string, withState: boolean): Promise<{ config: Config; file: string; stateNote: string }> {
+async function validateFile(src: ConfigSource, withState: boolean): Promise<{ config: Config; file: string; stateNote: string }> {
   if (!withState) {
-    const loaded = await loadConfigFile(file);
+    const loaded = await loadSource(src);
     return { ...loaded, stateNote: "checked the file alone (--no-state); lb4 start also applies the runtime state under state_dir" };
   }
-  const store = new StateStore(await stateDirOf(file));
+  const store = new StateStore(await stateDirOf(src));
   const state = await store.load();
-  const loaded = await loadConfigFile(file, { ctx: { everEnabled: new Set(state.cross_vpc_enabled) } });
+  const loaded = await loadSource(src, { ctx: { everEnabled: new Set(state.cross_vpc_enabled) } });
   const config = gateWithState(loaded.config, state, store.file);
-  const changes = Object.values(state.members).reduce((n, o) => n + Object.keys(o.upsert).length + o.deleted.length, 0);
+  const changes = memberChangeCount(state);
   const facts = state.cross_vpc_enabled.length ? `; cross-VPC ever enabled on ${state.cross_vpc_enabled.join(", ")}` : "";
   const stateNote =
     changes === 0 && facts === ""
       ? `no runtime state in ${store.dir}: the file alone decides`
       : `checked with the runtime state in ${store.file}: ${changes} member change(s)${facts}`;
   return { config, file: loaded.file, stateNote };
-}
-
-/** state_dir of a config file before it is validated (state decides some of its rules). */
-async function stateDirOf(file: string): Promise<string> {
-  const abs = path.resolve(file);
-  let doc: unknown;
-  try {
-    doc = interpolateEnv(parseDocument(await readFile(abs, "utf8"), abs), process.env, []);
-  } catch {
-    doc = undefined; // loadConfigFile reports why the file does not load
-  }
-  const dir = (doc as { state_dir?: unknown } | undefined)?.state_dir;
-  return path.resolve(path.dirname(abs), typeof dir === "string" && dir !== "" ? dir : configSchema.shape.state_dir.parse(undefined));
 }
 
 program

@@ -160,6 +160,11 @@ export class StateStore {
   }
 }
 
+/** How many member changes (added or changed, removed) the overlay holds, all pools together. */
+export function memberChangeCount(state: RuntimeState): number {
+  return Object.values(state.members).reduce((n, o) => n + Object.keys(o.upsert).length + o.deleted.length, 0);
+}
+
 /** Base members of a pool with the runtime overlay applied (pure). */
 export function overlayMembers(base: readonly MemberConfig[], overlay: PoolOverlay | undefined): MemberConfig[] {
   if (!overlay) return [...base];
