@@ -16,6 +16,7 @@ import { startAdminServer, type AdminServer } from "../admin/server.js";
 import { createMetrics } from "../metrics/registry.js";
 import { CONFIG_ENV, DEFAULT_CONFIG_FILE, configSource, loadSource, stateDirOf, type ConfigSource } from "./config-source.js";
 import { runDemo } from "./demo.js";
+import { registerInit } from "./init.js";
 import { claimPidFile, pidFileOf } from "./pidfile.js";
 import { registerMembers } from "./members.js";
 import { registerReload, registerStatus } from "./status.js";
@@ -189,6 +190,7 @@ program
     await runDemo({ port: opts.port, logLevel: opts.logLevel });
   });
 
+registerInit(program);
 registerStatus(program);
 registerMembers(program);
 registerReload(program);
