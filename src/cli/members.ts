@@ -1,8 +1,8 @@
 /**
- * `lb4 members list|add|remove|set-weight|find`: member changes on a running lb4 through the
+ * `lb4 members list|add|remove|set-weight|set-admin|find`: member changes on a running lb4 through the
  * admin API, and the reverse lookup, online (API) or offline (`find --config FILE`).
  */
-import { Option, type Command } from "commander";
+import { Argument, Option, type Command } from "commander";
 import { findMemberships, type Membership, type MemberView } from "../admin/views.js";
 import { loadConfigFile } from "../config/load.js";
 import type { Config } from "../config/schema.js";
@@ -74,7 +74,7 @@ async function loadForLookup(file: string): Promise<Config> {
 export function registerMembers(program: Command): void {
   const members = program
     .command("members")
-    .description("List, add, remove and re-weight the members of a running lb4's pools (through its admin API), and find where a backend is used.")
+    .description("List, add, remove, re-weight and take down/up the members of a running lb4's pools (through its admin API), and find where a backend is used.")
     .addHelpText(
       "after",
       `
@@ -82,6 +82,7 @@ Examples:
   lb4 members list --pool pool-web
   lb4 members add --pool pool-web --address 10.0.1.15 --port 8080 --weight 5 --instance-id ecs-0015
   lb4 members set-weight --pool pool-web --id m-3 --weight 0
+  lb4 members set-admin --pool pool-web --id m-3 down
   lb4 members remove --pool pool-web --id m-3
   lb4 members find --address 10.0.1.15
   lb4 members find --instance-id ecs-0015 --config lb4.yaml   (offline, from the file)
@@ -158,6 +159,23 @@ unreachable, 2 usage error.`,
       .addHelpText("after", "\nExamples:\n  lb4 members set-weight --pool pool-web --id m-3 --weight 0     (take it out of rotation)\n  lb4 members set-weight --pool pool-web --id m-3 --weight 10"),
   ).action(async (opts: AdminOptions & { pool: string; id: string; weight: number }) => {
     const r = await clientFor(opts).put<{ member: MemberView }>(`/v3/elb/pools/${seg(opts.pool)}/members/${seg(opts.id)}`, { member: { weight: opts.weight } });
+    if (opts.json) return printJson(r);
+    console.log(`pool ${opts.pool}: ${describe(r.member)}`);
+  });
+
+  adminOptions(
+    members
+      .command("set-admin")
+      .description(
+        "Take a member administratively down (no new connections; open ones continue, or drain per the pool's connection_drain) or bring it back up. " +
+          "Sets admin_state_up through the admin API; persisted like every member change.",
+      )
+      .requiredOption("--pool <pool_id>", "pool id")
+      .requiredOption("--id <member_id>", "member id")
+      .addArgument(new Argument("<state>", "up or down").choices(["up", "down"]))
+      .addHelpText("after", "\nExamples:\n  lb4 members set-admin --pool pool-web --id m-1 down   (maintenance: no new connections)\n  lb4 members set-admin --pool pool-web --id m-1 up"),
+  ).action(async (state: "up" | "down", opts: AdminOptions & { pool: string; id: string }) => {
+    const r = await clientFor(opts).put<{ member: MemberView }>(`/v3/elb/pools/${seg(opts.pool)}/members/${seg(opts.id)}`, { member: { admin_state_up: state === "up" } });
     if (opts.json) return printJson(r);
     console.log(`pool ${opts.pool}: ${describe(r.member)}`);
   });
