@@ -7,6 +7,7 @@
 import { access, readFile } from "node:fs/promises";
 import path from "node:path";
 import { CommanderError } from "commander";
+import { StateStore } from "../state/store.js";
 import { interpolateEnv, loadConfigFile, parseDocument, resolveDocument, type LoadedConfig } from "../config/load.js";
 import { configSchema } from "../config/schema.js";
 import type { ValidationContext } from "../config/validate.js";
@@ -65,24 +66,24 @@ export async function loadSource(src: ConfigSource, opts: { env?: Record<string,
   return { config: resolveDocument(parseEnvText(src.text), src.baseDir, opts), file: sourceLabel(src) };
 }
 
+/**
+ * The source's document with `${ENV}` replaced, not validated; undefined when it does not
+ * parse (loadSource says why). For what must work on an invalid file: finding its state_dir
+ * and admin address.
+ */
+export async function rawDocument(src: ConfigSource): Promise<Record<string, unknown> | undefined> {
+  try {
+    const doc = src.kind === "file" ? parseDocument(await readFile(path.resolve(src.file), "utf8"), path.resolve(src.file)) : parseEnvText(src.text);
+    const out = interpolateEnv(doc, process.env, []);
+    return out !== null && typeof out === "object" && !Array.isArray(out) ? (out as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** state_dir of a source before it is validated (state decides some of its rules). */
 export async function stateDirOf(src: ConfigSource): Promise<string> {
-  let doc: unknown;
-  let base: string;
-  try {
-    if (src.kind === "file") {
-      const abs = path.resolve(src.file);
-      base = path.dirname(abs);
-      doc = parseDocument(await readFile(abs, "utf8"), abs);
-    } else {
-      base = src.baseDir;
-      doc = parseEnvText(src.text);
-    }
-    doc = interpolateEnv(doc, process.env, []);
-  } catch {
-    doc = undefined; // loadSource reports why the source does not load
-    base = src.kind === "file" ? path.dirname(path.resolve(src.file)) : src.baseDir;
-  }
-  const dir = (doc as { state_dir?: unknown } | undefined)?.state_dir;
+  const base = src.kind === "file" ? path.dirname(path.resolve(src.file)) : src.baseDir;
+  const dir = (await rawDocument(src))?.state_dir;
   return path.resolve(base, typeof dir === "string" && dir !== "" ? dir : configSchema.shape.state_dir.parse(undefined));
 }

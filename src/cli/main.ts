@@ -14,7 +14,7 @@ import { startLoadBalancer, type LoadBalancerHandle } from "../engine.js";
 import { createLogger, flushAndExit } from "../log.js";
 import { startAdminServer, type AdminServer } from "../admin/server.js";
 import { createMetrics } from "../metrics/registry.js";
-import { CONFIG_ENV, DEFAULT_CONFIG_FILE, configSource, loadSource, stateDirOf, type ConfigSource } from "./config-source.js";
+import { CONFIG_ENV, DEFAULT_CONFIG_FILE, configSource, loadSource, stateContext, stateDirOf, type ConfigSource } from "./config-source.js";
 import { runDemo } from "./demo.js";
 import { registerInit } from "./init.js";
 import { claimPidFile, pidFileOf } from "./pidfile.js";
@@ -54,7 +54,7 @@ Examples:
   )
   .action(async (opts: { config?: string; grace: number }) => {
     const src = await configSource(opts.config);
-    const { config, file } = await loadSource(src);
+    const { config, file } = await loadSource(src, { ctx: await stateContext(src) });
     const logger = createLogger(config.log.level);
     let handle: LoadBalancerHandle;
     try {
@@ -70,7 +70,7 @@ Examples:
     const reload = async (source: "SIGHUP" | "admin API"): Promise<void> => {
       let next: typeof config;
       try {
-        next = (await loadSource(src)).config;
+        next = (await loadSource(src, { ctx: await stateContext(src) })).config;
       } catch (err) {
         handle.engine.reloads.failed++;
         logger.warn(

@@ -5,6 +5,7 @@
  */
 import { memberSchema, type Config, type MemberConfig } from "../config/schema.js";
 import { unsupportedFeatures } from "../config/support.js";
+import { plainDataProblems } from "../config/plain-data.js";
 import { checkRules, schemaProblems, validateConfig } from "../config/validate.js";
 import { ConfigError, NotSupportedError, type Problem } from "../errors.js";
 import { applyOverlay, fromOverlay, type RuntimeState } from "../state/store.js";
@@ -44,8 +45,11 @@ export function gateMemberChange(current: Config, change: MemberChange, opts: Ga
   const { lbIndex, poolIndex, changed } = change;
   const members = change.members.slice() as MemberConfig[];
   if (changed >= 0) {
+    const at = ["loadbalancers", lbIndex, "pools", poolIndex, "members", changed];
+    const unsafe = plainDataProblems(members[changed], at);
+    if (unsafe.length) throw new ConfigError(unsafe);
     const parsed = memberSchema.safeParse(members[changed], { reportInput: true });
-    if (!parsed.success) throw new ConfigError(schemaProblems(parsed.error, ["loadbalancers", lbIndex, "pools", poolIndex, "members", changed]));
+    if (!parsed.success) throw new ConfigError(schemaProblems(parsed.error, at, memberSchema));
     members[changed] = parsed.data;
   }
   const candidate: Config = {

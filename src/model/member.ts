@@ -6,6 +6,7 @@
 import type { MemberConfig } from "../config/schema.js";
 import type { Schedulable } from "../scheduling/types.js";
 import type { OperatingStatus, Ramp, WeightInputs } from "../scheduling/weights.js";
+import type { MemberSpec } from "./snapshot.js";
 
 /** "10.0.0.5:80" / "[fd00::5]:80": `address` is canonical (the config schema made it so), so one endpoint has one key. */
 export function memberKey(address: string, port: number): string {
@@ -31,6 +32,8 @@ export class MemberRuntime implements Schedulable {
   wasEligible = false;
   /** Cross-VPC member (SPEC §6): gets toa under client_ip auto, SNAT source addresses. */
   crossVpc = false;
+  /** The snapshot entry this member was last set from (an identical one needs no work). */
+  spec: MemberSpec | undefined = undefined;
 
   constructor(config: MemberConfig, monitored: boolean) {
     this.config = config;

@@ -156,6 +156,7 @@ describe("views", () => {
       admin_state_up: true,
       instance_id: "other",
       operating_status: "NO_MONITOR",
+      health: "NO_MONITOR",
       pool_id: "pool-b1",
       loadbalancer_id: "lb-b",
       ip_version: 4,

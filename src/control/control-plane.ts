@@ -1,0 +1,536 @@
+/**
+ * The control plane: the one gate, the runtime state under state_dir, health wiring,
+ * slow-start ramps, the read model and the event stream. Every change — start, reload, a
+ * member change, a health transition — ends as a snapshot handed to the data plane, which
+ * plans and applies it. Changes are serialised: each sees the result of the one before.
+ */
+import path from "node:path";
+import type { Logger } from "pino";
+import { sleep, systemClock, systemTimers, type Clock, type Timers } from "../clock.js";
+import { encodeHeader } from "../clientip/codec.js";
+import type { Config, ConfigInput, LoadBalancerConfig, MemberConfig, MemberInput, PoolConfig } from "../config/schema.js";
+import { allocateSnatAddresses, backendSubnets, isCrossVpc, vpcView, type VpcView } from "../crossvpc/rules.js";
+import { DataPlane, type LbRuntime } from "../dataplane/dataplane.js";
+import type { Listener } from "../dataplane/listener.js";
+import { usableLocalAddresses } from "../dataplane/local-address.js";
+import type { TcpTuning } from "../dataplane/tcp.js";
+import { Lb4Error, NotFoundError } from "../errors.js";
+import { HealthChecker } from "../health/checker.js";
+import type { Transition } from "../health/state-machine.js";
+import type { OperatingStatus, ProbeResult } from "../health/types.js";
+import { memberKey } from "../model/member.js";
+import type { PoolRuntime } from "../model/pool.js";
+import { headerModeOf, type RampSpec } from "../model/snapshot.js";
+import { rampForNewMember } from "../scheduling/weights.js";
+import { silentLogger } from "../log.js";
+import { applyOverlay, emptyState, StateStore, type HealthSnapshot, type RuntimeState } from "../state/store.js";
+import { EventLog } from "./events.js";
+import { gate, gateMemberChange } from "./gate.js";
+import { SnapshotBuilder, type MemberFacts } from "./snapshot-builder.js";
+
+export interface Tuning extends TcpTuning {
+  /** Data-plane tick: idle/connect/drain sweep and slow-start refresh. */
+  tickMs: number;
+  /** How long close() lets open connections finish before closing them. */
+  shutdownGraceMs: number;
+}
+
+export const DEFAULT_TUNING: Tuning = { connectTimeoutMs: 5000, tickMs: 1000, shutdownGraceMs: 10_000 };
+
+/** How often the shutdown wait looks whether every connection has ended. */
+const SHUTDOWN_POLL_MS = 50;
+/** health.json is written at most this often. */
+const HEALTH_SAVE_MS = 1000;
+
+export interface EngineOptions {
+  logger?: Logger;
+  clock?: Clock;
+  /** Timers for the data-plane tick, health checks, state writes and the shutdown wait (tests pass FakeTimers on the same FakeClock). */
+  timers?: Timers;
+  tuning?: Partial<Tuning>;
+  /** Random source for the first health check's moment (tests pin it). */
+  random?: () => number;
+  /**
+   * Persist runtime member changes and cross-VPC facts under the config's state_dir
+   * (`lb4 start` turns this on; embedding opts in).
+   */
+  persistState?: boolean;
+}
+
+export interface MemberPatch {
+  weight?: number;
+  admin_state_up?: boolean;
+  name?: string;
+}
+
+/** A health-checked member: where it lives, for transitions and the read model. */
+interface Checked {
+  lbId: string;
+  poolId: string;
+  memberId: string;
+  /** address:port, as persisted in health.json. */
+  endpoint: string;
+}
+
+/** Observers of health results (metrics). */
+export type HealthResultHook = (pool: { lbId: string; id: string }, member: { id: string }, r: ProbeResult, ms: number) => void;
+
+export class Engine {
+  /** The running config: the base config with runtime member changes applied. */
+  config!: Config;
+  /** The config as given (file or object), before runtime member changes. */
+  base!: Config;
+  private state: RuntimeState = emptyState();
+  private store: StateStore | undefined;
+  private readonly persistState: boolean;
+  /** Last known health from before this start (SPEC §4: a restart is not a new member); used by the first commit only. */
+  private restoredHealth: HealthSnapshot["members"] = {};
+  /** A coalesced write of health.json is due. */
+  private healthSave: unknown;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  private readonly timers: Timers;
+  readonly tuning: Tuning;
+  readonly dataPlane: DataPlane;
+  readonly health: HealthChecker;
+  readonly events = new EventLog();
+  /** Health-check key (`pool/member`) → the member it checks. */
+  private readonly checked = new Map<string, Checked>();
+  /** Slow-start ramps by `pool/member` (SPEC §4); the start time is set at the first ONLINE. */
+  private readonly ramps = new Map<string, RampSpec>();
+  private readonly snapshots = new SnapshotBuilder();
+  /** Cross-VPC source addresses per load balancer: allocated, and present on this host. */
+  private readonly snat = new Map<string, { allocated: string[]; usable: string[] }>();
+  /** VPC views per load balancer config object (a new config brings new objects). */
+  private vpcs = new WeakMap<LoadBalancerConfig, VpcView | undefined>();
+  /** Reloads applied and refused (metrics). */
+  readonly reloads = { ok: 0, failed: 0 };
+  readonly healthResultHooks: HealthResultHook[] = [];
+  private closed = false;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: EngineOptions = {}) {
+    this.logger = opts.logger ?? silentLogger();
+    this.clock = opts.clock ?? systemClock;
+    this.timers = opts.timers ?? systemTimers;
+    this.tuning = { ...DEFAULT_TUNING, ...opts.tuning };
+    this.persistState = opts.persistState ?? false;
+    this.dataPlane = new DataPlane({ logger: this.logger, clock: this.clock, timers: this.timers, tuning: this.tuning });
+    this.health = new HealthChecker({
+      clock: this.clock,
+      ...(opts.timers ? { timers: opts.timers } : {}),
+      ...(opts.random ? { random: opts.random } : {}),
+      onTransition: (key, t) => this.onHealthTransition(key, t),
+      onResult: (key, r, ms) => {
+        const c = this.checked.get(key);
+        if (c) for (const h of this.healthResultHooks) h({ lbId: c.lbId, id: c.poolId }, { id: c.memberId }, r, ms);
+      },
+      onError: (err) => this.logger.error({ err }, "health-check callback failed"),
+    });
+  }
+
+  /** Validate and start from a config; throws ConfigError / NotSupportedError, nothing left bound. */
+  async start(input: Config | ConfigInput): Promise<void> {
+    const base = this.validate(input);
+    if (this.persistState) {
+      this.store = new StateStore(path.resolve(base.state_dir));
+      const stale = await this.store.removeStaleTemps();
+      if (stale > 0) this.logger.info({ ev: "state_cleanup", removed: stale }, `removed ${stale} temporary file(s) left in ${this.store.dir} by an interrupted write`);
+      this.state = await this.store.load();
+      this.restoredHealth = (await this.store.loadHealth()).members;
+    }
+    const config = this.validate(applyOverlay(base, this.state), true);
+    await this.persist(this.stateFor(config));
+    await this.commit(config, true);
+    const restored = Object.keys(this.restoredHealth).length;
+    this.restoredHealth = {};
+    if (restored > 0) this.logger.info({ ev: "health_restored", members: restored }, "members keep their last known health until their first check, which runs now");
+    this.base = base;
+  }
+
+  /**
+   * The single gate for any candidate config: schema, cross-field and cross-VPC rules
+   * (with the persisted "ever enabled" facts), and what this build can serve.
+   */
+  validate(input: unknown, withState = false): Config {
+    return gate(input, withState ? { state: this.state, ...(this.store ? { stateFile: this.store.file } : {}) } : {});
+  }
+
+  /** Replace the base config (file or object) and re-apply runtime member changes on top, as a diff. */
+  reload(input: Config | ConfigInput): Promise<void> {
+    return this.serialise(async () => {
+      try {
+        const base = this.validate(input);
+        const config = this.validate(applyOverlay(base, this.state), true);
+        await this.persist(this.stateFor(config));
+        await this.commit(config, false);
+        this.base = base;
+      } catch (err) {
+        this.reloads.failed++;
+        this.events.push({ type: "reload", result: "failed", error: (err as Error).message });
+        this.logger.warn({ ev: "reload_failed", err: (err as Error).message }, "reload refused; the running configuration stays");
+        throw err;
+      }
+      this.reloads.ok++;
+      this.events.push({ type: "reload", result: "ok" });
+      this.logger.info({ ev: "reload" }, "configuration reloaded");
+    });
+  }
+
+  addMember(poolId: string, member: MemberInput): Promise<MemberConfig> {
+    return this.changeMembers(poolId, "member_added", (members) => {
+      members.push(member as MemberConfig);
+      return members.length - 1;
+    });
+  }
+
+  updateMember(poolId: string, memberId: string, patch: MemberPatch): Promise<MemberConfig> {
+    return this.changeMembers(poolId, "member_updated", (members) => {
+      const i = this.indexOf(members, memberId);
+      // Only the fields SPEC §8 lets a PUT change; id and address are a member's identity.
+      const { weight, admin_state_up, name } = patch;
+      members[i] = {
+        ...members[i]!,
+        ...(weight !== undefined ? { weight } : {}),
+        ...(admin_state_up !== undefined ? { admin_state_up } : {}),
+        ...(name !== undefined ? { name } : {}),
+      };
+      return i;
+    });
+  }
+
+  removeMember(poolId: string, memberId: string): Promise<MemberConfig> {
+    let removed: MemberConfig | undefined;
+    return this.changeMembers(poolId, "member_removed", (members) => {
+      removed = members.splice(this.indexOf(members, memberId), 1)[0];
+      return -1;
+    }).then(() => removed!);
+  }
+
+  private indexOf(members: MemberConfig[], id: string): number {
+    const i = members.findIndex((m) => m.id === id);
+    if (i < 0) throw new NotFoundError("member", id);
+    return i;
+  }
+
+  /**
+   * Every runtime member change: edit a copy of the pool's member list, pass it through the
+   * gate, persist the overlay, then commit it for that pool alone. A rejected change leaves
+   * config, state file and traffic untouched. Cost follows the pool, not the instance: only
+   * the touched member is re-parsed and nothing unchanged is copied.
+   */
+  private changeMembers(poolId: string, event: "member_added" | "member_updated" | "member_removed", edit: (members: MemberConfig[]) => number): Promise<MemberConfig> {
+    return this.serialise(async () => {
+      const { lbIndex, poolIndex } = this.locatePool(poolId);
+      const before = this.config.loadbalancers[lbIndex]!.pools[poolIndex]!.members;
+      const members = before.slice();
+      const changed = edit(members);
+      const next = gateMemberChange(this.config, { lbIndex, poolIndex, members, changed }, { state: this.state, ...(this.store ? { stateFile: this.store.file } : {}) });
+      const after = next.loadbalancers[lbIndex]!.pools[poolIndex]!.members;
+      await this.persist(this.stateForChange(poolId, before, after), true);
+      if (this.closed) throw new Lb4Error("LB4.CLOSED", "the load balancer is closed");
+      await this.commit(next, false, new Set([poolId]));
+      const result = changed >= 0 ? after[changed]! : before.find((m) => !after.includes(m))!;
+      this.events.push({ type: event, pool_id: poolId, member_id: result.id });
+      return result;
+    });
+  }
+
+  /** The state to persist for a config about to run (reload, start): cross-VPC facts, overlays of pools that still exist. */
+  private stateFor(next: Config): RuntimeState {
+    const state: RuntimeState = structuredClone(this.state);
+    for (const lb of next.loadbalancers) if (lb.ip_target_enable && !state.cross_vpc_enabled.includes(lb.id)) state.cross_vpc_enabled.push(lb.id);
+    const poolIds = new Set(next.loadbalancers.flatMap((lb) => lb.pools.map((p) => p.id)));
+    for (const id of Object.keys(state.members)) if (!poolIds.has(id)) delete state.members[id];
+    return state;
+  }
+
+  /** The state with one pool's member change folded into its overlay; other pools are shared, not copied. */
+  private stateForChange(poolId: string, before: readonly MemberConfig[], after: readonly MemberConfig[]): RuntimeState {
+    const prev = this.state.members[poolId];
+    const o = { upsert: { ...prev?.upsert }, deleted: prev ? [...prev.deleted] : [] };
+    const afterIds = new Set(after.map((m) => m.id));
+    for (const m of before) {
+      if (!afterIds.has(m.id)) {
+        delete o.upsert[m.id];
+        if (!o.deleted.includes(m.id)) o.deleted.push(m.id);
+      }
+    }
+    const was = new Set(before);
+    for (const m of after) {
+      if (was.has(m)) continue; // the same object: untouched by this change
+      o.upsert[m.id] = m;
+      o.deleted = o.deleted.filter((d) => d !== m.id);
+    }
+    return { ...this.state, members: { ...this.state.members, [poolId]: o } };
+  }
+
+  /** Durable before anything is acknowledged; skipped when persistence is off or (unless `changed`) nothing changed. */
+  private async persist(state: RuntimeState, changed = false): Promise<void> {
+    if (this.store && (changed || JSON.stringify(state) !== JSON.stringify(this.state))) await this.store.save(state);
+    this.state = state;
+  }
+
+  /**
+   * Run `next`: decide member facts (new ramps, health of new members), publish the
+   * snapshot, and once the data plane took it, wire health checks to match. `pools` limits
+   * the work to the pools a member change touched.
+   */
+  private async commit(next: Config, initial: boolean, pools?: ReadonlySet<string>): Promise<void> {
+    if (this.closed) throw new Lb4Error("LB4.CLOSED", "the load balancer is closed");
+    const prev = initial ? undefined : this.config;
+    const now = this.clock.now();
+    const snat = new Map<string, { allocated: string[]; usable: string[] }>();
+    for (const lb of next.loadbalancers) {
+      const allocated = lb.ip_target_enable ? allocateSnatAddresses(lb, this.vpcOf(next, lb)) : [];
+      const had = this.snat.get(lb.id);
+      snat.set(lb.id, had && had.allocated.join() === allocated.join() ? had : { allocated, usable: await usableLocalAddresses(allocated) });
+    }
+
+    // Ramps for members new to a pool that already had members (SPEC §4), decided before the snapshot.
+    const ramps = new Map<string, RampSpec>();
+    const prevPools = new Map<string, PoolConfig>();
+    if (prev) for (const lb of prev.loadbalancers) for (const p of lb.pools) prevPools.set(p.id, p);
+    for (const lb of next.loadbalancers) {
+      for (const pool of lb.pools) {
+        if (pools && !pools.has(pool.id)) continue;
+        const was = prevPools.get(pool.id);
+        const old = new Map((was?.members ?? []).map((m) => [m.id, m]));
+        const monitored = isMonitored(pool);
+        for (const m of pool.members) {
+          const key = `${pool.id}/${m.id}`;
+          const o = old.get(m.id);
+          if (o && o.address === m.address && o.protocol_port === m.protocol_port) continue;
+          const r = rampForNewMember({ slowStart: pool.slow_start, poolHadMembers: !!was && was.members.length > 0, startup: initial, monitored, now });
+          if (r) ramps.set(key, { durationMs: r.durationMs, startedAt: r.startedAt ?? null });
+          else if (this.ramps.has(key)) ramps.set(key, NO_RAMP); // replaced member: its old ramp goes
+        }
+      }
+    }
+
+    const facts = this.facts(next, snat, ramps);
+    await this.dataPlane.apply(this.snapshots.build(next, facts, pools));
+
+    // The data plane runs it: commit the control side (nothing below fails).
+    for (const [lbId, s] of snat) {
+      const had = this.snat.get(lbId);
+      this.snat.set(lbId, s);
+      const lb = next.loadbalancers.find((l) => l.id === lbId)!;
+      if (lb.ip_target_enable && had !== s) {
+        this.logger.info(
+          { ev: "crossvpc", lb: lbId, backend_subnet_cidrs: backendSubnets(lb, this.vpcOf(next, lb)).map((x) => x.subnet.cidr.text), source_addresses: s.allocated, on_host: s.usable },
+          "cross-VPC backends enabled: allow the backend subnet CIDRs in the members' security groups",
+        );
+      }
+    }
+    for (const id of [...this.snat.keys()]) if (!snat.has(id)) this.snat.delete(id);
+    for (const [k, r] of ramps) {
+      if (r === NO_RAMP) this.ramps.delete(k);
+      else this.ramps.set(k, r);
+    }
+    this.syncHealth(next, pools);
+    this.config = next;
+  }
+
+  /** The facts a snapshot of `config` is built from; `pending` holds commit-time ramps not stored yet. */
+  private facts(config: Config, snat: ReadonlyMap<string, { usable: string[]; allocated: string[] }>, pending: ReadonlyMap<string, RampSpec>): MemberFacts {
+    return {
+      status: (pool, m) => this.statusOf(pool, m),
+      ramp: (pool, m) => {
+        const k = `${pool.id}/${m.id}`;
+        const r = pending.get(k) ?? this.ramps.get(k) ?? null;
+        return r === NO_RAMP ? null : r;
+      },
+      crossVpc: (lb, address) => isCrossVpc(this.vpcOf(config, lb), address),
+      snat: (lb) => snat.get(lb.id)?.allocated ?? [],
+    };
+  }
+
+  private vpcOf(config: Config, lb: LoadBalancerConfig): VpcView | undefined {
+    if (this.vpcs.has(lb)) return this.vpcs.get(lb);
+    const v = vpcView(config, lb.vpc_id);
+    this.vpcs.set(lb, v);
+    return v;
+  }
+
+  /**
+   * What health says of a member, in the API's words: NO_MONITOR without an active monitor;
+   * otherwise the checker's state, OFFLINE until a first pass (or its restored health).
+   */
+  private statusOf(pool: PoolConfig, m: MemberConfig): OperatingStatus {
+    if (!isMonitored(pool)) return "NO_MONITOR";
+    const key = `${pool.id}/${m.id}`;
+    const s = this.health.status(key);
+    if (s) return s.status;
+    const saved = this.restoredHealth[key];
+    return saved && saved.endpoint === memberKey(m.address, m.protocol_port) ? saved.state : "OFFLINE";
+  }
+
+  /** Start, update or stop checks so they match `next` (all pools, or the ones named). */
+  private syncHealth(next: Config, pools?: ReadonlySet<string>): void {
+    const wanted = new Set<string>();
+    for (const lb of next.loadbalancers) {
+      for (const pool of lb.pools) {
+        if (pools && !pools.has(pool.id)) {
+          for (const m of pool.members) wanted.add(`${pool.id}/${m.id}`);
+          continue;
+        }
+        const hm = pool.healthmonitor;
+        const monitored = isMonitored(pool);
+        const usable = this.snat.get(lb.id)?.usable[0];
+        for (const m of pool.members) {
+          const key = `${pool.id}/${m.id}`;
+          wanted.add(key);
+          const endpoint = memberKey(m.address, m.protocol_port);
+          const c = this.checked.get(key);
+          if (c && c.endpoint !== endpoint) this.stopChecking(key);
+          if (!monitored || !hm) {
+            this.stopChecking(key);
+            continue;
+          }
+          const crossVpc = isCrossVpc(this.vpcOf(next, lb), m.address);
+          const mode = headerModeOf(pool.client_ip, crossVpc);
+          const target = {
+            address: m.address,
+            port: m.protocol_port,
+            // Checks that send a header use its LOCAL form (SPEC §7); toa has none, so checks send nothing.
+            ...(mode === "proxy_v1" || mode === "proxy_v2" ? { prefix: encodeHeader(mode, { command: "LOCAL" }) } : {}),
+            ...(crossVpc && usable ? { localAddress: usable } : {}),
+          };
+          if (this.health.has(key)) {
+            this.health.update(key, hm, target);
+            continue;
+          }
+          // A member known before a restart keeps its last health until its first check (SPEC §4).
+          const saved = this.restoredHealth[key];
+          const restored = saved && saved.endpoint === endpoint ? saved.state : undefined;
+          this.checked.set(key, { lbId: lb.id, poolId: pool.id, memberId: m.id, endpoint });
+          this.health.add(key, target, hm, restored ? { restored } : {});
+        }
+      }
+    }
+    for (const key of [...this.checked.keys()]) if (!wanted.has(key)) this.stopChecking(key);
+    for (const key of [...this.ramps.keys()]) if (!wanted.has(key)) this.ramps.delete(key);
+  }
+
+  private stopChecking(key: string): void {
+    if (this.health.remove(key)) this.scheduleHealthSave();
+    this.checked.delete(key);
+  }
+
+  private onHealthTransition(key: string, t: Transition): void {
+    const c = this.checked.get(key);
+    if (!c) return;
+    const ramp = this.ramps.get(key);
+    // The first ONLINE starts a pending slow-start ramp; flapping later does not move it.
+    if (t.to === "ONLINE" && ramp && ramp.startedAt === null) this.ramps.set(key, { ...ramp, startedAt: this.clock.now() });
+    this.logger.info(
+      { ev: "health", pool: c.poolId, member: c.memberId, address: c.endpoint, from: t.from, to: t.to, reason: t.reason },
+      `member ${c.memberId} ${t.from} -> ${t.to}`,
+    );
+    this.events.push({ type: "health", pool_id: c.poolId, member_id: c.memberId, address: c.endpoint, from: t.from, to: t.to, reason: t.reason });
+    this.scheduleHealthSave();
+    this.publish(new Set([c.poolId]));
+  }
+
+  /** A new snapshot for facts that changed outside a config change (health), through the queue. */
+  private publish(pools: ReadonlySet<string>): void {
+    void this.serialise(async () => {
+      if (this.closed || !this.config) return;
+      await this.dataPlane.apply(this.snapshots.build(this.config, this.facts(this.config, this.snat, new Map()), pools));
+    }).catch((err: unknown) => this.logger.error({ err }, "publishing a snapshot failed"));
+  }
+
+  pool(poolId: string): PoolRuntime | undefined {
+    return this.dataPlane.pool(poolId);
+  }
+
+  listener(listenerId: string): Listener | undefined {
+    return this.dataPlane.listener(listenerId);
+  }
+
+  /** Load balancers as the data plane runs them (metrics, status). */
+  get lbs(): ReadonlyMap<string, LbRuntime> {
+    return this.dataPlane.lbs;
+  }
+
+  /** Open connections/flows across all listeners, retired ones included. */
+  get activeConnections(): number {
+    return this.dataPlane.activeConnections;
+  }
+
+  /** A member's health-check state: UNCHECKED until its first result; undefined without a monitor. */
+  memberHealth(poolId: string, memberId: string): "UNCHECKED" | "ONLINE" | "OFFLINE" | undefined {
+    return this.health.status(`${poolId}/${memberId}`)?.state;
+  }
+
+  /**
+   * Stop accepting at once, let connections finish for up to graceMs (on the injected clock),
+   * then close what is left (logged `end: "shutdown"`). Never waits on a client.
+   */
+  async close(opts: { graceMs?: number } = {}): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const graceMs = opts.graceMs ?? this.tuning.shutdownGraceMs;
+    await this.dataPlane.stopAccepting();
+    const deadline = this.clock.now() + graceMs;
+    for (let left = graceMs; this.activeConnections > 0 && left > 0; left = deadline - this.clock.now()) {
+      await sleep(this.timers, Math.min(SHUTDOWN_POLL_MS, left));
+    }
+    this.dataPlane.destroyAll();
+    // Destroyed sockets report 'close' within a few loop turns; bounded, so a leaked count cannot hold the exit.
+    for (let turns = 0; this.activeConnections > 0 && turns < 200; turns++) await new Promise((r) => setTimeout(r, 5));
+    if (this.activeConnections > 0) this.logger.warn({ ev: "shutdown_leftover", active: this.activeConnections }, "connections still counted after shutdown");
+    this.dataPlane.close();
+    if (this.healthSave !== undefined) {
+      this.timers.clear(this.healthSave);
+      this.healthSave = undefined;
+      await this.saveHealth();
+    }
+    await this.health.close();
+  }
+
+  /** Coalesce health.json writes: at most one per HEALTH_SAVE_MS, off the change path. */
+  private scheduleHealthSave(): void {
+    if (!this.store || this.healthSave !== undefined || this.closed) return;
+    this.healthSave = this.timers.set(() => {
+      this.healthSave = undefined;
+      void this.saveHealth();
+    }, HEALTH_SAVE_MS);
+  }
+
+  private async saveHealth(): Promise<void> {
+    if (!this.store) return;
+    const members: HealthSnapshot["members"] = {};
+    for (const [key, c] of this.checked) {
+      const state = this.health.status(key)?.state;
+      if (state === "ONLINE" || state === "OFFLINE") members[key] = { endpoint: c.endpoint, state };
+    }
+    try {
+      await this.store.saveHealth({ version: 1, members });
+    } catch (err) {
+      this.logger.warn({ ev: "health_save_failed", err: (err as Error).message }, `cannot write ${this.store.healthFile}; a restart will check members from scratch`);
+    }
+  }
+
+  private serialise<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private locatePool(poolId: string): { lbIndex: number; poolIndex: number } {
+    for (const [lbIndex, lb] of this.config.loadbalancers.entries()) {
+      const poolIndex = lb.pools.findIndex((p) => p.id === poolId);
+      if (poolIndex >= 0) return { lbIndex, poolIndex };
+    }
+    throw new NotFoundError("pool", poolId);
+  }
+}
+
+/** A member that had a ramp and was replaced: the marker that drops the old ramp. */
+const NO_RAMP: RampSpec = Object.freeze({ durationMs: 0, startedAt: null });
+
+function isMonitored(pool: PoolConfig): boolean {
+  return pool.healthmonitor !== null && pool.healthmonitor.admin_state_up;
+}
