@@ -87,3 +87,9 @@ export async function stateDirOf(src: ConfigSource): Promise<string> {
   const dir = (await rawDocument(src))?.state_dir;
   return path.resolve(base, typeof dir === "string" && dir !== "" ? dir : configSchema.shape.state_dir.parse(undefined));
 }
+
+/** The persisted facts that apply to the file itself (cross-VPC ever enabled), as lb4 validate applies them. */
+export async function stateContext(src: ConfigSource): Promise<ValidationContext> {
+  const state = await new StateStore(await stateDirOf(src)).load();
+  return { everEnabled: new Set(state.cross_vpc_enabled) };
+}
