@@ -22,6 +22,7 @@ import type { RateLimitedLog } from "./ratelimit.js";
 import type { AccessLog } from "./access-log.js";
 import type { Listener } from "./listener.js";
 import { SessionList } from "./session-list.js";
+import { admit, countHandover, limitOf, pickMember } from "./admission.js";
 import { sharedFdBudget, type FdBudget } from "./fd-budget.js";
 
 /** At most this many connect attempts per client: the first and 2 retries (SPEC §3). */
@@ -138,21 +139,15 @@ export class TcpSession implements ClientInfo {
    */
   connect(lastError?: Error): void {
     const l = this.listener;
-    const member = l.pickFor(this);
+    const first = this.tries === 0;
+    const member = pickMember(l, this, this.avoid, first);
     if (!member) {
-      if (this.tries === 0) {
-        l.stats.refusedNoMember++;
-        l.deps.refusalLog.warn("no_member", { listener: l.config.id, client: this.ip, msg: "no eligible member; client refused" });
-      }
-      this.fail(this.tries === 0 ? "closed" : "connect_failed", lastError, this.tries === 0);
+      this.fail(first ? "closed" : "connect_failed", lastError, first);
       return;
     }
-    // Counted once, when first handed to a member (not at close: SPEC §9 totals are live).
-    if (this.tries === 0) l.stats.total++;
+    countHandover(l, member, first);
     this.tries++;
     this.member = member;
-    member.active++;
-    member.total++;
     const local = l.deps.localAddressFor?.(member);
     const opts: net.TcpNetConnectOpts = { host: member.config.address, port: member.config.protocol_port, allowHalfOpen: true, noDelay: true };
     if (local) opts.localAddress = local;
@@ -382,10 +377,6 @@ export class TcpListener implements Listener {
     });
   }
 
-  pickFor(s: TcpSession): MemberRuntime | undefined {
-    return this.pool.pick(s, s.avoid);
-  }
-
   private accept(socket: net.Socket): void {
     if (this.closing) {
       socket.destroy();
@@ -393,26 +384,7 @@ export class TcpListener implements Listener {
     }
     const peer = peerAddress(socket);
     const ip = normaliseIp(peer.address);
-    if (!this.acl.allows(ip)) {
-      this.stats.refusedAcl++;
-      this.deps.refusalLog.warn("acl", { listener: this.config.id, client: ip, msg: "client refused by ipgroup" });
-      socket.destroy();
-      return;
-    }
-    const limit = this.config.connection_limit;
-    if (limit > 0 && this.stats.active >= limit) {
-      this.stats.refusedLimit++;
-      this.deps.refusalLog.warn("limit", { listener: this.config.id, client: ip, msg: "connection_limit reached; client refused" });
-      socket.destroy();
-      return;
-    }
-    if (!this.budget.tryTake(FDS_PER_CONNECTION)) {
-      this.stats.refusedFdLimit++;
-      this.deps.refusalLog.warn("fd_limit", {
-        listener: this.config.id,
-        client: ip,
-        msg: "data-plane file descriptors used up (the open-file limit minus a reserve for the admin API and health checks); client refused: raise ulimit -n or set connection_limit",
-      });
+    if (!admit(this, ip, this.stats.active, limitOf(this.config), FDS_PER_CONNECTION)) {
       socket.destroy();
       return;
     }

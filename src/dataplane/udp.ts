@@ -23,6 +23,7 @@ import type { Listener } from "./listener.js";
 import type { RateLimitedLog } from "./ratelimit.js";
 import { ListenerStats, type EndReason, type Traffic } from "./stats.js";
 import { sharedFdBudget, type FdBudget } from "./fd-budget.js";
+import { admit, countHandover, pickMember } from "./admission.js";
 
 
 /** Datagrams held per flow while its upstream socket connects; more are dropped. */
@@ -189,32 +190,13 @@ export class UdpListener implements Listener {
     if (this.closing) return;
     const ip = normaliseIp(rinfo.address);
     const st = this.stats;
-    if (!this.acl.allows(ip)) {
-      st.refusedAcl++;
-      this.deps.refusalLog.warn("acl", { listener: this.config.id, client: ip, msg: "datagram dropped: client refused by ipgroup" });
-      return;
-    }
     const limit = this.config.connection_limit;
     this.flows.cap = limit > 0 ? limit : this.builtInCap;
-    if (this.flows.size >= this.flows.cap) {
-      st.refusedLimit++;
-      this.deps.refusalLog.warn("limit", { listener: this.config.id, client: ip, msg: "UDP flow cap reached (connection_limit or the built-in cap); datagram dropped" });
-      return;
-    }
+    if (!admit(this, ip, this.flows.size, this.flows.cap, 1)) return;
     const client = { ip, port: rinfo.port };
-    const member = this.pool.pick(client);
+    const member = pickMember(this, client, undefined, true);
     if (!member) {
-      st.refusedNoMember++;
-      this.deps.refusalLog.warn("no_member", { listener: this.config.id, client: ip, msg: "no eligible member; datagram dropped" });
-      return;
-    }
-    if (!this.budget.tryTake(1)) {
-      st.refusedFdLimit++;
-      this.deps.refusalLog.warn("fd_limit", {
-        listener: this.config.id,
-        client: ip,
-        msg: "data-plane file descriptors used up (the open-file limit minus a reserve for the admin API and health checks); datagram dropped: raise ulimit -n or set connection_limit",
-      });
+      this.budget.give(1);
       return;
     }
     const header = this.deps.headerFor?.(client, member);
@@ -224,10 +206,8 @@ export class UdpListener implements Listener {
     let set = this.byMember.get(member);
     if (!set) this.byMember.set(member, (set = new Set()));
     set.add(f);
-    member.active++;
-    member.total++;
+    countHandover(this, member, true);
     st.active++;
-    st.total++;
     f.queue = [msg];
 
     const addr = member.config.address;
