@@ -17,6 +17,7 @@ import { createMetrics } from "../metrics/registry.js";
 import { CONFIG_ENV, DEFAULT_CONFIG_FILE, configSource, loadSource, stateContext, stateDirOf, type ConfigSource } from "./config-source.js";
 import { runDemo } from "./demo.js";
 import { registerInit } from "./init.js";
+import { registerState } from "./state.js";
 import { claimPidFile, pidFileOf } from "./pidfile.js";
 import { registerMembers } from "./members.js";
 import { registerReload, registerStatus } from "./status.js";
@@ -194,6 +195,7 @@ registerInit(program);
 registerStatus(program);
 registerMembers(program);
 registerReload(program);
+registerState(program);
 
 function parsePositive(v: string): number {
   const n = Number(v);
