@@ -54,6 +54,8 @@ export class LineBatcher {
   private exitDeadline = Infinity;
   /** Sources of lines formatted late (each engine's access log). */
   private deferred: DeferredLines[] = [];
+  private readonly flusher: ReturnType<typeof setInterval>;
+  private readonly onExit = (): void => this.flushSync();
 
   constructor(opts: { fd: number }) {
     this.fd = opts.fd;
@@ -75,8 +77,15 @@ export class LineBatcher {
       this.unwritten -= b.length;
       this.dropped += countLines(b);
     });
-    setInterval(() => this.flushPending(), FLUSH_MS).unref();
-    process.once("exit", () => this.flushSync());
+    this.flusher = setInterval(() => this.flushPending(), FLUSH_MS).unref();
+    process.once("exit", this.onExit);
+  }
+
+  /** Write what is held, stop the periodic flush and the exit hook (a logger that is done). */
+  close(): void {
+    clearInterval(this.flusher);
+    process.off("exit", this.onExit);
+    this.flushPending();
   }
 
   /** A source of lines formatted late (the access log); drained before any other line. */

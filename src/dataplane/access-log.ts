@@ -20,8 +20,14 @@ interface Destination {
   write(line: string): unknown;
 }
 
-/** One finished connection. Fields are overwritten in place; strings only reference existing ones. */
+/** One finished TCP connection or UDP flow. Fields are overwritten in place; strings only reference existing ones. */
 export class ConnRecord {
+  /** A UDP flow: its line carries datagram counts and says "flow ended". */
+  udp = false;
+  datagramsIn = 0;
+  datagramsOut = 0;
+  /** UDP datagrams dropped while the flow's upstream socket connected. */
+  dropped = 0;
   /** When the connection ended, on the engine's monotonic clock (ms). */
   endedAt = 0;
   /** `"ev":"tcp_conn","lb":…,"listener":…` */
@@ -108,9 +114,14 @@ export class AccessLog implements DeferredLines {
     // An IPv6 client is bracketed ("[::1]:54822"), as memberKey() writes an address:port;
     // inline so the line gains no intermediate string.
     const v6 = r.ip.includes(":");
-    return (
-      `{"level":30,"time":${this.lastTime}${this.bindings},${r.prefix},"client":"${v6 ? "[" : ""}${r.ip}${v6 ? "]" : ""}:${r.port}",${r.member},` +
-      `"bytes_in":${r.bytesIn},"bytes_out":${r.bytesOut},"duration_ms":${r.durationMs},"end":"${r.end}"${err},"msg":"connection closed"}\n`
-    );
+    const head = `{"level":30,"time":${this.lastTime}${this.bindings},${r.prefix},"client":"${v6 ? "[" : ""}${r.ip}${v6 ? "]" : ""}:${r.port}",${r.member},`;
+    if (r.udp) {
+      const dropped = r.dropped > 0 ? `,"dropped":${r.dropped}` : "";
+      return (
+        `${head}"datagrams_in":${r.datagramsIn},"datagrams_out":${r.datagramsOut},"bytes_in":${r.bytesIn},"bytes_out":${r.bytesOut},` +
+        `"duration_ms":${r.durationMs},"end":"${r.end}"${dropped}${err},"msg":"flow ended"}\n`
+      );
+    }
+    return `${head}"bytes_in":${r.bytesIn},"bytes_out":${r.bytesOut},"duration_ms":${r.durationMs},"end":"${r.end}"${err},"msg":"connection closed"}\n`;
   }
 }

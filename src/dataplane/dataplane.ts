@@ -194,6 +194,7 @@ export class DataPlane {
     if (cfg.protocol === "UDP") {
       const l: UdpListener = new UdpListener(cfg, pool, acl, {
         ...shared,
+        accessLog: this.accessLog,
         onFlowEnd: (client, member) => l.pool.touch(client.ip, member),
         headerFor: (client, member) =>
           headerMode(l.pool, member) === "proxy_v2"

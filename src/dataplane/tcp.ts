@@ -286,6 +286,7 @@ export class TcpSession implements ClientInfo {
     if (l.accessLog) {
       const log = l.deps.accessLog;
       const r = log.next();
+      r.udp = false;
       r.prefix = l.logPrefix;
       r.ip = this.ip;
       r.port = this.port;

@@ -23,6 +23,7 @@ import type { Listener } from "./listener.js";
 import type { RateLimitedLog } from "./ratelimit.js";
 import { ListenerStats, type EndReason, type Traffic } from "./stats.js";
 import { sharedFdBudget, type FdBudget } from "./fd-budget.js";
+import type { AccessLog } from "./access-log.js";
 import { admit, countHandover, pickMember } from "./admission.js";
 
 
@@ -33,6 +34,8 @@ export interface UdpListenerDeps {
   lbId: string;
   vip: string;
   logger: Logger;
+  /** Where finished flows go: the same record and line format as TCP connections. */
+  accessLog: AccessLog;
   refusalLog: RateLimitedLog;
   clock: () => number;
   /** PROXY v2 header (UDP4/UDP6) to prefix every datagram of a flow with, or undefined. */
@@ -115,6 +118,8 @@ export class UdpListener implements Listener {
   /** The flow cap when connection_limit is 0. */
   private readonly builtInCap: number;
   accessLog: boolean;
+  /** The constant head of this listener's access-log lines. */
+  readonly logPrefix: string;
   /** The listener socket; undefined before listen() and after close. */
   socket: dgram.Socket | undefined;
   /** Flows per member, for drain deadlines (O(members) per tick, not O(flows)). */
@@ -131,6 +136,7 @@ export class UdpListener implements Listener {
     readonly deps: UdpListenerDeps,
   ) {
     this.accessLog = deps.logger.isLevelEnabled("info");
+    this.logPrefix = `"ev":"udp_flow","lb":"${deps.lbId}","listener":"${config.id}"`;
     this.now = deps.clock();
     this.budget = deps.fdBudget ?? sharedFdBudget();
     this.builtInCap = deps.maxFlows ?? this.budget.defaultMaxFlows();
@@ -305,25 +311,24 @@ export class UdpListener implements Listener {
       this.internalError(e as Error, "flow-end hook failed");
     }
     if (this.accessLog) {
-      this.deps.logger.info(
-        {
-          ev: "udp_flow",
-          lb: this.deps.lbId,
-          listener: this.config.id,
-          client: memberKey(f.client.ip, f.port),
-          member: m.key,
-          member_id: m.id,
-          datagrams_in: f.datagramsIn,
-          datagrams_out: f.datagramsOut,
-          bytes_in: f.bytesIn,
-          bytes_out: f.bytesOut,
-          duration_ms: Math.round(this.deps.clock() - f.startedAt),
-          end: reason,
-          ...(f.dropped > 0 ? { dropped: f.dropped } : {}),
-          ...(f.error ? { error: (f.error as NodeJS.ErrnoException).code ?? f.error.message } : {}),
-        },
-        "flow ended",
-      );
+      const log = this.deps.accessLog;
+      const r = log.next();
+      r.udp = true;
+      r.prefix = this.logPrefix;
+      r.ip = f.client.ip;
+      r.port = f.port;
+      r.member = m.logField;
+      r.datagramsIn = f.datagramsIn;
+      r.datagramsOut = f.datagramsOut;
+      r.bytesIn = f.bytesIn;
+      r.bytesOut = f.bytesOut;
+      const end = this.deps.clock();
+      r.endedAt = end;
+      r.durationMs = Math.round(end - f.startedAt);
+      r.end = reason;
+      r.dropped = f.dropped;
+      r.error = f.error ? ((f.error as NodeJS.ErrnoException).code ?? f.error.message) : "";
+      log.commit();
     }
   }
 
