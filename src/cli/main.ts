@@ -6,15 +6,16 @@
 import { Command, CommanderError, Option } from "commander";
 import type { Config } from "../config/schema.js";
 import { gateWithState } from "../control/gate.js";
-import { StateStore, memberChangeCount } from "../state/store.js";
+import { StateStore, memberChangeCount, type RuntimeState } from "../state/store.js";
 import { memberKey } from "../model/member.js";
 import { unsupportedFeatures } from "../config/support.js";
-import { ConfigError, Lb4Error, formatProblem } from "../errors.js";
+import { CONFIG_INVALID, ConfigError, Lb4Error, formatProblem, type Problem } from "../errors.js";
 import { startLoadBalancer, type LoadBalancerHandle } from "../engine.js";
 import { createLogger, flushAndExit } from "../log.js";
 import { startAdminServer, type AdminServer } from "../admin/server.js";
 import { createMetrics } from "../metrics/registry.js";
-import { CONFIG_ENV, DEFAULT_CONFIG_FILE, configSource, loadSource, stateContext, stateDirOf, type ConfigSource } from "./config-source.js";
+import { CONFIG_ENV, DEFAULT_CONFIG_FILE, configSource, loadSource, sourceLabel, stateContext, stateDirOf, type ConfigSource } from "./config-source.js";
+import { printJson } from "./format.js";
 import { runDemo } from "./demo.js";
 import { registerInit } from "./init.js";
 import { registerState } from "./state.js";
@@ -146,39 +147,86 @@ program
   )
   .option("-c, --config <file>", `config file (.yaml, .yml or .json); default: what lb4 start reads ($${CONFIG_ENV} if set, else ${DEFAULT_CONFIG_FILE})`)
   .option("--no-state", "check the file alone, without the runtime state under state_dir")
-  .addHelpText("after", "\nExamples:\n  lb4 validate --config lb4.yaml\n  lb4 validate --config lb4.yaml --no-state\n  lb4 validate                 (in the container: checks what lb4 start would run)")
-  .action(async (opts: { config?: string; state: boolean }) => {
-    const { config, file, stateNote } = await validateFile(await configSource(opts.config), opts.state);
-    const lbs = config.loadbalancers;
-    const count = (f: (lb: (typeof lbs)[number]) => number) => lbs.reduce((n, lb) => n + f(lb), 0);
-    console.log(
-      `${file}: valid (${lbs.length} load balancer(s), ${count((lb) => lb.listeners.length)} listener(s), ` +
-        `${count((lb) => lb.pools.length)} pool(s), ${count((lb) => lb.pools.reduce((n, p) => n + p.members.length, 0))} member(s))`,
-    );
+  .option("--json", "print the result as JSON: {valid, file, problems: [{path, message, code}], summary, state, notes}; exit codes unchanged")
+  .addHelpText(
+    "after",
+    "\nExamples:\n  lb4 validate --config lb4.yaml\n  lb4 validate --config lb4.yaml --no-state\n  lb4 validate --config lb4.yaml --json   (for scripts and CI)\n" +
+      "  lb4 validate                 (in the container: checks what lb4 start would run)",
+  )
+  .action(async (opts: { config?: string; state: boolean; json?: boolean }) => {
+    const src = await configSource(opts.config);
+    if (opts.json) return validateJson(src, opts.state);
+    const { config, file, stateNote } = await validateFile(src, opts.state);
+    const n = summarize(config);
+    console.log(`${file}: valid (${n.loadbalancers} load balancer(s), ${n.listeners} listener(s), ${n.pools} pool(s), ${n.members} member(s))`);
     console.log(stateNote);
     for (const p of unsupportedFeatures(config)) console.log(`note: ${formatProblem(p)}`);
   });
+
+/** What a valid config holds, counted (the text line and the JSON summary). */
+function summarize(config: Config): { loadbalancers: number; listeners: number; pools: number; members: number } {
+  const lbs = config.loadbalancers;
+  const count = (f: (lb: (typeof lbs)[number]) => number) => lbs.reduce((n, lb) => n + f(lb), 0);
+  return {
+    loadbalancers: lbs.length,
+    listeners: count((lb) => lb.listeners.length),
+    pools: count((lb) => lb.pools.length),
+    members: count((lb) => lb.pools.reduce((n, p) => n + p.members.length, 0)),
+  };
+}
+
+/** The runtime state `lb4 validate` applies, and the sentence saying which. */
+interface StateUsed {
+  note: string;
+  state?: RuntimeState;
+  file?: string;
+}
+
+async function stateUsed(src: ConfigSource, withState: boolean): Promise<StateUsed> {
+  if (!withState) return { note: "checked the file alone (--no-state); lb4 start also applies the runtime state under state_dir" };
+  const store = new StateStore(await stateDirOf(src));
+  const state = await store.load();
+  const changes = memberChangeCount(state);
+  const facts = state.cross_vpc_enabled.length ? `; cross-VPC ever enabled on ${state.cross_vpc_enabled.join(", ")}` : "";
+  const note =
+    changes === 0 && facts === ""
+      ? `no runtime state in ${store.dir}: the file alone decides`
+      : `checked with the runtime state in ${store.file}: ${changes} member change(s)${facts}`;
+  return { note, state, file: store.file };
+}
 
 /**
  * The file through the same gate as `lb4 start`: the persisted cross-VPC facts apply to the
  * file itself, then the runtime member overlay goes on top.
  */
-async function validateFile(src: ConfigSource, withState: boolean): Promise<{ config: Config; file: string; stateNote: string }> {
-  if (!withState) {
-    const loaded = await loadSource(src);
-    return { ...loaded, stateNote: "checked the file alone (--no-state); lb4 start also applies the runtime state under state_dir" };
+async function validateFile(src: ConfigSource, withState: boolean, used?: StateUsed): Promise<{ config: Config; file: string; stateNote: string }> {
+  const st = used ?? (await stateUsed(src, withState));
+  if (!st.state) return { ...(await loadSource(src)), stateNote: st.note };
+  const loaded = await loadSource(src, { ctx: { everEnabled: new Set(st.state.cross_vpc_enabled) } });
+  const config = gateWithState(loaded.config, st.state, st.file!);
+  return { config, file: loaded.file, stateNote: st.note };
+}
+
+/** `lb4 validate --json`: one JSON document on stdout whatever the outcome; exit 1 when invalid. */
+async function validateJson(src: ConfigSource, withState: boolean): Promise<void> {
+  let st: StateUsed | undefined;
+  try {
+    st = await stateUsed(src, withState);
+    const { config, file, stateNote } = await validateFile(src, withState, st);
+    printJson({ valid: true, file, problems: [], summary: summarize(config), state: stateNote, notes: unsupportedFeatures(config) });
+  } catch (err) {
+    if (!(err instanceof Lb4Error)) throw err;
+    const problems: readonly Problem[] = err instanceof ConfigError ? err.problems : [{ path: "", message: err.message, code: err.code }];
+    printJson({
+      valid: false,
+      file: sourceLabel(src),
+      problems: problems.map((p) => ({ path: p.path, message: p.message, code: p.code ?? CONFIG_INVALID })),
+      summary: null,
+      state: st?.note ?? null,
+      notes: [],
+    });
+    process.exitCode = 1;
   }
-  const store = new StateStore(await stateDirOf(src));
-  const state = await store.load();
-  const loaded = await loadSource(src, { ctx: { everEnabled: new Set(state.cross_vpc_enabled) } });
-  const config = gateWithState(loaded.config, state, store.file);
-  const changes = memberChangeCount(state);
-  const facts = state.cross_vpc_enabled.length ? `; cross-VPC ever enabled on ${state.cross_vpc_enabled.join(", ")}` : "";
-  const stateNote =
-    changes === 0 && facts === ""
-      ? `no runtime state in ${store.dir}: the file alone decides`
-      : `checked with the runtime state in ${store.file}: ${changes} member change(s)${facts}`;
-  return { config, file: loaded.file, stateNote };
 }
 
 program
