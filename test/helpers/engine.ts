@@ -5,12 +5,12 @@
  */
 import { afterEach, expect } from "vitest";
 import type { ConfigInput } from "../../src/config/schema.js";
-import { startLoadBalancer, type LoadBalancerHandle } from "../../src/engine.js";
+import { startLoadBalancer, type EngineOptions, type LoadBalancerHandle } from "../../src/engine.js";
 import { freePort, waitFor, type TestServer } from "./net.js";
 
 export interface EngineFixture {
   /** Start lb-1 / ls-1 / pool-1 (TCP) over `members` (ids default to m-0, m-1, …). */
-  lb(opts: { members: Array<Record<string, unknown>>; listener?: Record<string, unknown>; pool?: Record<string, unknown> }): Promise<{ h: LoadBalancerHandle; port: number }>;
+  lb(opts: { members: Array<Record<string, unknown>>; listener?: Record<string, unknown>; pool?: Record<string, unknown>; engine?: EngineOptions }): Promise<{ h: LoadBalancerHandle; port: number }>;
   /** Stop this server after the test. */
   track<T extends TestServer>(p: Promise<T>): Promise<T>;
   readonly servers: TestServer[];
@@ -29,7 +29,7 @@ export function useEngineFixture(): EngineFixture {
   });
   return {
     servers,
-    async lb({ members, listener = {}, pool = {} }) {
+    async lb({ members, listener = {}, pool = {}, engine = {} }) {
       const port = await freePort();
       const config = {
         log: { level: "silent" },
@@ -42,7 +42,7 @@ export function useEngineFixture(): EngineFixture {
           },
         ],
       } as ConfigInput;
-      const h = await startLoadBalancer(config, { tuning: { tickMs: 100, connectTimeoutMs: 1000 } });
+      const h = await startLoadBalancer(config, { tuning: { tickMs: 100, connectTimeoutMs: 1000 }, ...engine });
       handles.push(h);
       return { h, port };
     },
