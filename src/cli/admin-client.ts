@@ -66,7 +66,8 @@ function bodyProblems(v: unknown): Problem[] | undefined {
 }
 
 export function resolveAdminUrl(admin: string | undefined, env: Record<string, string | undefined> = process.env): URL {
-  const raw = (admin ?? env.LB4_ADMIN_URL ?? DEFAULT_ADMIN_URL).trim();
+  // An empty LB4_ADMIN_URL means unset (as an empty LB4_ADMIN_TOKEN does).
+  const raw = (admin ?? (env.LB4_ADMIN_URL?.trim() || undefined) ?? DEFAULT_ADMIN_URL).trim();
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`;
   let url: URL;
   try {

@@ -1,14 +1,21 @@
 /**
  * `lb4 demo` (also `npm start`): three local HTTP backends with weights 5, 3 and 1 behind
  * one TCP listener, and two UDP echo backends with weights 2 and 1 behind a UDP listener on
- * the same port number (SPEC §5) — all on loopback, no config file needed.
+ * the same port number (SPEC §5) — all on loopback, no config file needed. The admin API
+ * runs too (loopback, no token, on the CLI's default address when it is free), so the
+ * README's `lb4 status` / `lb4 members …` / curl commands work against it as written.
  */
 import dgram from "node:dgram";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ConfigInput } from "../config/schema.js";
-import { startLoadBalancer } from "../engine.js";
+import { startAdminServer, type AdminServer } from "../admin/server.js";
+import { startLoadBalancer, type LoadBalancerHandle } from "../engine.js";
+import { Lb4Error } from "../errors.js";
 import { createLogger, flushAndExit } from "../log.js";
+import { createMetrics } from "../metrics/registry.js";
+import type { Logger } from "pino";
+import { DEFAULT_ADMIN_URL } from "./admin-client.js";
 
 const BACKENDS = [
   { name: "web-1", weight: 5 },
@@ -68,27 +75,28 @@ export function demoConfig(port: number, ports: readonly number[], udpPorts: rea
     log: { level: "info" },
     loadbalancers: [
       {
-        id: "lb-demo",
+        // The ids the README and `lb4 init`'s starter use, so the same commands work on both.
+        id: "lb-web",
         name: "demo",
         vip_address: "127.0.0.1",
         listeners: [
-          { id: "ls-demo-tcp", protocol: "TCP", protocol_port: port, default_pool_id: "pool-demo", keepalive_timeout: 60 },
-          ...(udpPorts.length ? [{ id: "ls-demo-udp", protocol: "UDP" as const, protocol_port: port, default_pool_id: "pool-demo-udp", keepalive_timeout: 10 }] : []),
+          { id: "ls-web", protocol: "TCP", protocol_port: port, default_pool_id: "pool-web", keepalive_timeout: 60 },
+          ...(udpPorts.length ? [{ id: "ls-udp", protocol: "UDP" as const, protocol_port: port, default_pool_id: "pool-udp", keepalive_timeout: 10 }] : []),
         ],
         pools: [
           {
-            id: "pool-demo",
+            id: "pool-web",
             protocol: "TCP",
             lb_algorithm: "ROUND_ROBIN",
-            members: BACKENDS.map((b, i) => ({ id: `m-${b.name}`, name: b.name, address: "127.0.0.1", protocol_port: ports[i]!, weight: b.weight })),
+            members: BACKENDS.map((b, i) => ({ id: `m-${i + 1}`, name: b.name, address: "127.0.0.1", protocol_port: ports[i]!, weight: b.weight, instance_id: `ecs-000${i + 1}` })),
           },
           ...(udpPorts.length
             ? [
                 {
-                  id: "pool-demo-udp",
+                  id: "pool-udp",
                   protocol: "UDP" as const,
                   lb_algorithm: "ROUND_ROBIN" as const,
-                  members: UDP_BACKENDS.map((b, i) => ({ id: `m-${b.name}`, name: b.name, address: "127.0.0.1", protocol_port: udpPorts[i]!, weight: b.weight })),
+                  members: UDP_BACKENDS.map((b, i) => ({ id: `m-udp-${i + 1}`, name: b.name, address: "127.0.0.1", protocol_port: udpPorts[i]!, weight: b.weight })),
                 },
               ]
             : []),
@@ -98,7 +106,27 @@ export function demoConfig(port: number, ports: readonly number[], udpPorts: rea
   };
 }
 
-export async function runDemo(opts: { port: number; logLevel: "info" | "warn" | "error" | "debug" | "fatal" | "silent" }): Promise<void> {
+/** The CLI's default admin address (`lb4 status` without --admin reaches it). */
+const DEFAULT_ADMIN_PORT = Number(new URL(DEFAULT_ADMIN_URL).port);
+
+/**
+ * The admin API for the demo on loopback, without a token. `port` undefined: the CLI's
+ * default port, or any free one when that is taken (the banner then says how to point the
+ * CLI at it); a given port must be free.
+ */
+async function demoAdmin(lb: LoadBalancerHandle, logger: Logger, reload: () => Promise<void>, port: number | undefined): Promise<AdminServer> {
+  const start = (p: number) =>
+    startAdminServer({ engine: lb.engine, listen: `127.0.0.1:${p}`, logger, reload, metrics: createMetrics(lb.engine).scrape });
+  if (port !== undefined) return start(port);
+  try {
+    return await start(DEFAULT_ADMIN_PORT);
+  } catch (err) {
+    if (!(err instanceof Lb4Error) || err.code !== "LB4.ADMIN_LISTEN_FAILED") throw err;
+    return start(0);
+  }
+}
+
+export async function runDemo(opts: { port: number; adminPort?: number | undefined; logLevel: "info" | "warn" | "error" | "debug" | "fatal" | "silent" }): Promise<void> {
   const logger = createLogger(opts.logLevel);
   const servers = await Promise.all(BACKENDS.map((b) => backend(b.name, b.weight)));
   const ports = servers.map((s) => (s.address() as AddressInfo).port);
@@ -106,7 +134,21 @@ export async function runDemo(opts: { port: number; logLevel: "info" | "warn" | 
   const udpPorts = udpServers.map((s) => s.address().port);
   // port 0: reserve a free number for both listeners (the config needs a number 1-65535).
   const port = opts.port === 0 ? await freePort() : opts.port;
-  const lb = await startLoadBalancer(demoConfig(port, ports, udpPorts), { logger, tuning: { shutdownGraceMs: 2000 } });
+  const config = demoConfig(port, ports, udpPorts);
+  const lb = await startLoadBalancer(config, { logger, tuning: { shutdownGraceMs: 2000 } });
+  // No file to re-read: a reload applies the demo's own config again (runtime member changes stay).
+  let admin: AdminServer;
+  try {
+    admin = await demoAdmin(lb, logger, () => lb.reload(config), opts.adminPort);
+  } catch (err) {
+    await lb.close({ graceMs: 0 });
+    throw err;
+  }
+  const adminUrl = `http://127.0.0.1:${admin.address.port}`;
+  const adminHint =
+    admin.address.port === DEFAULT_ADMIN_PORT
+      ? []
+      : [`  (not on the default ${DEFAULT_ADMIN_URL}: first  export LB4_ADMIN_URL=${adminUrl}  or pass --admin ${adminUrl})`];
   const url = `http://127.0.0.1:${port}/`;
   // 6 datagrams from 6 source ports (6 flows): 4 answered by udp-1, 2 by udp-2.
   const udpTry =
@@ -128,12 +170,20 @@ export async function runDemo(opts: { port: number; logLevel: "info" | "warn" | 
       `  ${udpTry}`,
       `  (or, with socat: for i in 1 2 3; do echo hi | socat -t1 - UDP:127.0.0.1:${port}; done)`,
       "",
+      `Admin API (loopback, no token): ${adminUrl}  — also ${adminUrl}/metrics and ${adminUrl}/healthz`,
+      ...adminHint,
+      "Change the pool while traffic runs (the README's \"Runtime control\" commands work as written):",
+      "  lb4 status",
+      "  lb4 members set-weight --pool pool-web --id m-1 --weight 0",
+      "  lb4 members set-admin --pool pool-web --id m-2 down",
+      `  curl -s ${adminUrl}/v3/elb/pools/pool-web/members`,
+      "",
       "Each finished connection (and each UDP flow, 10 s after its last datagram) writes one access-log line below. Press Ctrl-C to stop.",
       "",
     ].join("\n") + "\n",
   );
   const stop = async () => {
-    await lb.close({ graceMs: 2000 });
+    await Promise.all([admin.close(), lb.close({ graceMs: 2000 })]);
     await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
     await Promise.all(udpServers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     flushAndExit(logger, 0);

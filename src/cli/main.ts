@@ -233,10 +233,16 @@ program
   .command("demo")
   .description("Start local demo backends and a load balancer in front of them on loopback, and print what to type to watch traffic being balanced.")
   .addOption(new Option("--port <port>", "TCP and UDP port of the demo load balancer (0 = any free port)").default(8080).argParser(parsePort))
+  .addOption(new Option("--admin-port <port>", "port of the demo's admin API on 127.0.0.1, no token (default 9870, or any free port when that is taken; 0 = any free port)").argParser(parsePort))
   .addOption(new Option("--log-level <level>", "log level").default("info").choices(["fatal", "error", "warn", "info", "debug", "silent"]))
-  .addHelpText("after", "\nExample:\n  npm start          (same as: lb4 demo)\n  lb4 demo --port 0  (any free port)")
-  .action(async (opts: { port: number; logLevel: "info" }) => {
-    await runDemo({ port: opts.port, logLevel: opts.logLevel });
+  .addHelpText(
+    "after",
+    "\nExamples:\n  npm start          (same as: lb4 demo)\n  lb4 demo --port 0  (any free port)\n\n" +
+      "The demo also serves the admin API (status, members, reload, /metrics) on loopback without a token, so\n" +
+      "  lb4 status\n  lb4 members list --pool pool-web\nwork against it in another terminal. A reload applies the demo's built-in config again.",
+  )
+  .action(async (opts: { port: number; adminPort?: number; logLevel: "info" }) => {
+    await runDemo({ port: opts.port, adminPort: opts.adminPort, logLevel: opts.logLevel });
   });
 
 registerInit(program);
