@@ -7,10 +7,11 @@
  * against ~185 ns for an `addr + ":" + port` string key (an allocation per datagram) and
  * ~85 ns for a numeric IPv4 key (and that needs a second path for IPv6).
  *
- * Order: an intrusive doubly linked list, oldest activity at the head. Times are coarse
+ * Order: the data plane's intrusive list (intrusive-list.ts), oldest activity at the head. Times are coarse
  * (the caller passes the time of its last tick), so a flow moves to the tail at most once
  * per tick; later datagrams in the same tick cost one comparison.
  */
+import { IntrusiveList } from "./intrusive-list.js";
 
 export interface Flow {
   readonly address: string;
@@ -18,23 +19,22 @@ export interface Flow {
   /** Last activity (caller's clock, non-decreasing). */
   lastSeen: number;
   /** List links, owned by the table. */
-  prev: Flow | null;
-  next: Flow | null;
+  prev: Flow | null | undefined;
+  next: Flow | null | undefined;
   /** True while the flow is in a table. */
   inTable: boolean;
 }
 
 export class FlowTable<F extends Flow> {
   private readonly byAddress = new Map<string, Map<number, F>>();
-  private head: F | null = null;
-  private tail: F | null = null;
-  private count = 0;
+  /** Every entry is an F: only add() puts flows in. */
+  private readonly order = new IntrusiveList<Flow>();
 
   /** `cap`: at most this many flows; add() refuses beyond it. */
   constructor(public cap: number) {}
 
   get size(): number {
-    return this.count;
+    return this.order.size;
   }
 
   get(address: string, port: number): F | undefined {
@@ -44,18 +44,13 @@ export class FlowTable<F extends Flow> {
 
   /** Add a new flow as the most recent; false (nothing changed) when full or already present. */
   add(flow: F): boolean {
-    if (this.count >= this.cap || flow.inTable) return false;
+    if (this.order.size >= this.cap || flow.inTable) return false;
     let ports = this.byAddress.get(flow.address);
     if (ports === undefined) this.byAddress.set(flow.address, (ports = new Map()));
     else if (ports.has(flow.port)) return false;
     ports.set(flow.port, flow);
     flow.inTable = true;
-    flow.prev = this.tail;
-    flow.next = null;
-    if (this.tail) this.tail.next = flow;
-    else this.head = flow;
-    this.tail = flow;
-    this.count++;
+    this.order.push(flow);
     return true;
   }
 
@@ -63,12 +58,7 @@ export class FlowTable<F extends Flow> {
   touch(flow: F, now: number): void {
     if (flow.lastSeen === now) return;
     flow.lastSeen = now;
-    if (flow.next === null || !flow.inTable) return; // already the tail
-    this.unlink(flow);
-    flow.prev = this.tail;
-    if (this.tail) this.tail.next = flow;
-    else this.head = flow;
-    this.tail = flow;
+    if (flow.inTable) this.order.moveToTail(flow);
   }
 
   /** Remove a flow; false when it was not in the table. */
@@ -79,43 +69,32 @@ export class FlowTable<F extends Flow> {
       ports.delete(flow.port);
       if (ports.size === 0) this.byAddress.delete(flow.address);
     }
-    this.unlink(flow);
+    this.order.delete(flow);
     flow.inTable = false;
-    this.count--;
     return true;
   }
 
   /** The flow with the oldest activity, or null when empty. */
   oldest(): F | null {
-    return this.head;
+    return (this.order.first() as F | undefined) ?? null;
   }
 
   /** Flows idle since `cutoff` or earlier (lastSeen <= cutoff), oldest first; stops at the first younger one. */
   idleSince(cutoff: number): F[] {
     const out: F[] = [];
-    for (let f = this.head; f !== null && f.lastSeen <= cutoff; f = f.next as F | null) out.push(f);
+    for (let f = this.order.first(); f && f.lastSeen <= cutoff; f = f.next ?? undefined) out.push(f as F);
     return out;
   }
 
   /** Visit every flow, oldest first, without a snapshot array; `fn` must not add or delete. */
   forEach(fn: (flow: F) => void): void {
-    for (let f = this.head; f !== null; f = f.next as F | null) fn(f);
+    this.order.forEach(fn as (f: Flow) => void);
   }
 
   /** Every flow, oldest first (a snapshot, safe to delete while iterating it). */
   all(): F[] {
     const out: F[] = [];
-    for (let f = this.head; f !== null; f = f.next as F | null) out.push(f);
+    this.order.forEach((f) => out.push(f as F));
     return out;
-  }
-
-  private unlink(flow: F): void {
-    const { prev, next } = flow;
-    if (prev) prev.next = next;
-    else this.head = next as F | null;
-    if (next) next.prev = prev;
-    else this.tail = prev as F | null;
-    flow.prev = null;
-    flow.next = null;
   }
 }

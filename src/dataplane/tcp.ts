@@ -21,7 +21,7 @@ import { ListenerStats, type Traffic } from "./stats.js";
 import type { RateLimitedLog } from "./ratelimit.js";
 import type { AccessLog } from "./access-log.js";
 import type { Listener } from "./listener.js";
-import { SessionList } from "./session-list.js";
+import { IntrusiveList } from "./intrusive-list.js";
 import { admit, countHandover, limitOf, pickMember } from "./admission.js";
 import { sharedFdBudget, type FdBudget } from "./fd-budget.js";
 
@@ -92,7 +92,7 @@ function onEnd(this: Tagged): void {
 }
 
 export class TcpSession implements ClientInfo {
-  /** Links in the listener's SessionList. */
+  /** Links in the listener's session list. */
   prev: TcpSession | undefined = undefined;
   next: TcpSession | undefined = undefined;
   readonly client: Tagged;
@@ -332,7 +332,7 @@ export class TcpSession implements ClientInfo {
 export class TcpListener implements Listener {
   readonly server: net.Server;
   readonly stats = new ListenerStats();
-  readonly sessions = new SessionList<TcpSession>();
+  readonly sessions = new IntrusiveList<TcpSession>();
   config: ListenerConfig;
   pool: PoolRuntime;
   acl: AccessList;

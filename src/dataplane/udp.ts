@@ -127,7 +127,6 @@ export class UdpListener implements Listener {
   private closing = false;
   /** Time of the last tick: the activity stamp (coarse on purpose, see sweep()). */
   private now: number;
-  private lastErrorLogAt = -Infinity;
 
   constructor(
     public config: ListenerConfig,
@@ -394,9 +393,6 @@ export class UdpListener implements Listener {
 
   /** Unexpected errors: logged at most once a second, never thrown out of a handler. */
   private internalError(err: Error, msg: string): void {
-    const now = this.deps.clock();
-    if (now - this.lastErrorLogAt < 1000) return;
-    this.lastErrorLogAt = now;
-    this.deps.logger.warn({ listener: this.config.id, err: (err as NodeJS.ErrnoException).code ?? err.message }, msg);
+    this.deps.refusalLog.event("udp_error", `udp_error:${this.config.id}`, { listener: this.config.id, err: (err as NodeJS.ErrnoException).code ?? err.message, msg });
   }
 }

@@ -6,7 +6,7 @@
 import type { PoolConfig } from "../config/schema.js";
 import { createScheduler } from "../scheduling/registry.js";
 import type { ClientInfo, Scheduler } from "../scheduling/types.js";
-import { effectiveWeight, failOpenWeight, rampFactor } from "../scheduling/weights.js";
+import { effectiveWeight, failOpenWeight, isEligible, rampFactor } from "../scheduling/weights.js";
 import { PersistenceTable } from "../persistence/table.js";
 import { MemberRuntime } from "./member.js";
 
@@ -72,7 +72,7 @@ export class PoolRuntime {
     if (!table) return this.scheduler.pick(client, avoid);
     const now = this.now();
     const stuck = table.get(client.ip, now);
-    if (stuck && stuck.effectiveWeight > 0 && !stuck.removed && !(avoid && avoid.includes(stuck))) {
+    if (stuck && isEligible(stuck) && !(avoid && avoid.includes(stuck))) {
       table.set(client.ip, stuck, now);
       return stuck;
     }
@@ -97,17 +97,17 @@ export class PoolRuntime {
       const f = rampFactor(m.ramp, now);
       if (m.ramp && !m.ramp.ended && m.ramp.startedAt !== undefined) ramping = true;
       m.effectiveWeight = effectiveWeight(m.weightInputs(f));
-      if (m.effectiveWeight > 0) eligible.push(m);
+      if (isEligible(m)) eligible.push(m);
     }
     this.failOpen = false;
     if (eligible.length === 0 && this.config.pool_health.minimum_healthy_member_count >= 1) {
       for (const m of this.members.values()) {
         m.effectiveWeight = failOpenWeight(m.weightInputs(1));
-        if (m.effectiveWeight > 0) eligible.push(m);
+        if (isEligible(m)) eligible.push(m);
       }
       this.failOpen = eligible.length > 0;
     }
-    for (const m of this.members.values()) this.trackDrain(m, m.effectiveWeight > 0, now);
+    for (const m of this.members.values()) this.trackDrain(m, isEligible(m), now);
     this.ramping = ramping;
     this.eligible = eligible;
     this.scheduler.update(eligible);

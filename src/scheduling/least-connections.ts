@@ -6,6 +6,7 @@
  */
 import { isAvoided } from "./round-robin.js";
 import type { Algorithm, ClientInfo, Schedulable, Scheduler } from "./types.js";
+import { isEligible } from "./weights.js";
 
 export class LeastConnectionsScheduler<M extends Schedulable = Schedulable>
   implements Scheduler<M>
@@ -18,7 +19,7 @@ export class LeastConnectionsScheduler<M extends Schedulable = Schedulable>
   private cursor = 0;
 
   update(members: readonly M[]): void {
-    const eligible = members.filter((m) => m.effectiveWeight > 0);
+    const eligible = members.filter(isEligible);
     const weights = new Float64Array(eligible.length);
     for (let i = 0; i < eligible.length; i++) weights[i] = eligible[i]!.effectiveWeight;
     this.members = eligible;

@@ -11,6 +11,7 @@
 import { murmur3 } from "./hash.js";
 import { isAvoided } from "./round-robin.js";
 import type { Algorithm, ClientInfo, Schedulable, Scheduler } from "./types.js";
+import { isEligible } from "./weights.js";
 
 /** Lookup table size M: prime, so every skip in [1, M-1] walks all M slots. */
 export const MAGLEV_TABLE_SIZE = 65537;
@@ -88,7 +89,7 @@ export class MaglevScheduler<M extends Schedulable = Schedulable> implements Sch
 
   update(members: readonly M[]): void {
     // Weight counts only as zero / non-zero (SPEC §4). Array#sort is stable (ES2019).
-    const sorted = members.filter((m) => m.effectiveWeight > 0).sort(byKey);
+    const sorted = members.filter(isEligible).sort(byKey);
     if (!sameKeys(sorted, this.members)) {
       this.table = buildMaglevTable(sorted.map((m) => m.key));
     }

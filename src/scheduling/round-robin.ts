@@ -6,6 +6,7 @@
  * {5,1,1} gives a a b a c a a.
  */
 import type { Algorithm, ClientInfo, Schedulable, Scheduler } from "./types.js";
+import { isEligible } from "./weights.js";
 
 /**
  * Whether `m` is one of the members that already failed for this connection. Matches by
@@ -36,7 +37,7 @@ export class RoundRobinScheduler<M extends Schedulable = Schedulable> implements
     for (let i = 0; i < this.members.length; i++) {
       previous.set(this.members[i]!.key, this.current[i]!);
     }
-    const eligible = members.filter((m) => m.effectiveWeight > 0);
+    const eligible = members.filter(isEligible);
     const n = eligible.length;
     const weights = new Float64Array(n);
     const current = new Float64Array(n);

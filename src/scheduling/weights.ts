@@ -68,3 +68,11 @@ export function failOpenWeight(w: WeightInputs): number {
   if (w.removed || !w.adminUp || w.weight <= 0) return 0;
   return w.weight;
 }
+
+/**
+ * Whether a member may take a new connection: the one eligibility rule. effectiveWeight()
+ * (or failOpenWeight()) decided it when the pool refreshed; everything else reads it here.
+ */
+export function isEligible(m: { effectiveWeight: number }): boolean {
+  return m.effectiveWeight > 0;
+}

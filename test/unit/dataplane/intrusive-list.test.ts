@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { SessionList } from "../../../src/dataplane/session-list.js";
+import { IntrusiveList as SessionList } from "../../../src/dataplane/intrusive-list.js";
 
 class Node {
   prev: Node | undefined = undefined;
