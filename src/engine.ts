@@ -3,10 +3,12 @@
  * data plane (src/dataplane/) in this process and returns a handle to change members and close.
  */
 import type { Config, ConfigInput, MemberConfig, MemberInput } from "./config/schema.js";
+import type { ReloadChanges } from "./control/changes.js";
 import { Engine, type EngineOptions, type MemberPatch } from "./control/control-plane.js";
 
 export { Engine, DEFAULT_TUNING } from "./control/control-plane.js";
 export type { EngineOptions, MemberPatch, Tuning } from "./control/control-plane.js";
+export type { ReloadChanges } from "./control/changes.js";
 export { headerMode } from "./dataplane/dataplane.js";
 
 export interface LoadBalancerHandle {
@@ -16,7 +18,8 @@ export interface LoadBalancerHandle {
   addMember(poolId: string, member: MemberInput): Promise<MemberConfig>;
   updateMember(poolId: string, memberId: string, patch: MemberPatch): Promise<MemberConfig>;
   removeMember(poolId: string, memberId: string): Promise<MemberConfig>;
-  reload(config: Config | ConfigInput): Promise<void>;
+  /** Apply a new config as a diff; resolves with what changed. */
+  reload(config: Config | ConfigInput): Promise<ReloadChanges>;
   /** Open connections/flows right now. */
   activeConnections(): number;
   close(opts?: { graceMs?: number }): Promise<void>;

@@ -12,6 +12,7 @@ import type { Engine, MemberPatch } from "../engine.js";
 import { CONFIG_INVALID, ConfigError, ConflictError, Lb4Error, NotFoundError, NotSupportedError, formatProblem, type Problem } from "../errors.js";
 import { plainDataProblems } from "../config/plain-data.js";
 import { ipFamily } from "../ip.js";
+import type { ReloadChanges } from "../control/changes.js";
 import {
   findHealthMonitor,
   findListener,
@@ -43,7 +44,7 @@ export interface AdminContext {
   engine: Engine;
   logger: Logger;
   /** Re-read the config file and reload the engine (the same function SIGHUP uses). */
-  reload: () => Promise<void>;
+  reload: () => Promise<ReloadChanges | void>;
   metrics?: MetricsProvider | undefined;
 }
 
@@ -402,8 +403,9 @@ async function reloadRoute(ctx: AdminContext, req: AdminRequest): Promise<AdminR
     const body = parseJson(req.body);
     if (!isObject(body) || Object.keys(body).length) throw new HttpError(400, "LB4.INVALID_REQUEST", "POST /v3/elb/reload takes no body (or {}); it re-reads the config file");
   }
+  let changes: ReloadChanges | void;
   try {
-    await ctx.reload();
+    changes = await ctx.reload();
   } catch (err) {
     if (err instanceof ConfigError) {
       const e = validationError(err, { conflicts: false, defaultCode: "LB4.CONFIG_INVALID", what: "invalid configuration file" });
@@ -420,6 +422,7 @@ async function reloadRoute(ctx: AdminContext, req: AdminRequest): Promise<AdminR
       listeners: count((lb) => lb.listeners.length),
       pools: count((lb) => lb.pools.length),
       members: count((lb) => lb.pools.reduce((n, p) => n + p.members.length, 0)),
+      ...(changes ? { changes } : {}),
     },
   });
 }

@@ -20,6 +20,7 @@ import { splitHostPort } from "../config/schema.js";
 import { systemClock } from "../clock.js";
 import { AdminNames, admitRequest, authorize } from "./auth.js";
 import { HttpError, errorBody, matchRoute, toHttpError, type AdminContext, type AdminResponse, type MetricsProvider } from "./routes.js";
+import type { ReloadChanges } from "../control/changes.js";
 
 /** Largest request body accepted (a member is a few hundred bytes). */
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
@@ -41,7 +42,7 @@ export interface AdminServerOptions {
   advertise?: string | undefined;
   logger: Logger;
   /** Re-read the config file and call engine.reload (shared with SIGHUP). */
-  reload: () => Promise<void>;
+  reload: () => Promise<ReloadChanges | void>;
   metrics?: MetricsProvider | undefined;
   maxBodyBytes?: number;
 }

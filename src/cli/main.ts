@@ -10,7 +10,7 @@ import { StateStore, memberChangeCount, type RuntimeState } from "../state/store
 import { memberKey } from "../model/member.js";
 import { unsupportedFeatures } from "../config/support.js";
 import { CONFIG_INVALID, ConfigError, Lb4Error, formatProblem, type Problem } from "../errors.js";
-import { startLoadBalancer, type LoadBalancerHandle } from "../engine.js";
+import { startLoadBalancer, type LoadBalancerHandle, type ReloadChanges } from "../engine.js";
 import { createLogger, flushAndExit } from "../log.js";
 import { startAdminServer, type AdminServer } from "../admin/server.js";
 import { createMetrics } from "../metrics/registry.js";
@@ -69,7 +69,7 @@ Examples:
     // One reload for SIGHUP, `lb4 reload` and POST /v3/elb/reload: re-read the file, apply it as a
     // diff. The engine logs and counts its own refusals; a file that does not load is logged and
     // counted here, so lb4_reloads_total{result="failed"} sees every refused reload.
-    const reload = async (source: "SIGHUP" | "admin API"): Promise<void> => {
+    const reload = async (source: "SIGHUP" | "admin API"): Promise<ReloadChanges> => {
       let next: typeof config;
       try {
         next = (await loadSource(src, { ctx: await stateContext(src) })).config;
@@ -81,10 +81,11 @@ Examples:
         );
         throw err;
       }
-      await handle.reload(next);
+      const changes = await handle.reload(next);
       if (JSON.stringify(next.admin ?? null) !== JSON.stringify(config.admin ?? null)) {
         logger.warn({ ev: "admin_config_changed" }, "admin settings changed in the config file; restart lb4 to apply them (the admin API keeps its current address and token)");
       }
+      return changes;
     };
 
     let admin: AdminServer | undefined;
@@ -231,7 +232,7 @@ async function validateJson(src: ConfigSource, withState: boolean): Promise<void
 
 program
   .command("demo")
-  .description("Start local demo backends and a load balancer in front of them on loopback, and print what to type to watch traffic being balanced.")
+  .description("Start local demo backends and a load balancer in front of them on loopback, with its admin API, and print what to type to watch traffic being balanced and change it.")
   .addOption(new Option("--port <port>", "TCP and UDP port of the demo load balancer (0 = any free port)").default(8080).argParser(parsePort))
   .addOption(new Option("--admin-port <port>", "port of the demo's admin API on 127.0.0.1, no token (default 9870, or any free port when that is taken; 0 = any free port)").argParser(parsePort))
   .addOption(new Option("--log-level <level>", "log level").default("info").choices(["fatal", "error", "warn", "info", "debug", "silent"]))

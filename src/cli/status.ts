@@ -8,6 +8,7 @@ import type { LoadBalancerView, MemberView } from "../admin/views.js";
 import { seg, type AdminClient } from "./admin-client.js";
 import { adminOptions, clientFor, printJson, table, type AdminOptions } from "./format.js";
 import { hostPort, membersTable } from "./members.js";
+import type { ReloadChanges } from "../control/changes.js";
 
 interface ListenerJson {
   id: string;
@@ -136,9 +137,22 @@ export function registerReload(program: Command): void {
       )
       .addHelpText("after", "\nExamples:\n  lb4 reload\n  lb4 reload --admin http://127.0.0.1:9870 --token \"$LB4_ADMIN_TOKEN\""),
   ).action(async (opts: AdminOptions) => {
-    const r = await clientFor(opts).post<{ reload: { loadbalancers: number; listeners: number; pools: number; members: number } }>("/v3/elb/reload");
+    const r = await clientFor(opts).post<{ reload: { loadbalancers: number; listeners: number; pools: number; members: number; changes?: ReloadChanges } }>("/v3/elb/reload");
     if (opts.json) return printJson(r);
     const c = r.reload;
     console.log(`reloaded: ${c.loadbalancers} load balancer(s), ${c.listeners} listener(s), ${c.pools} pool(s), ${c.members} member(s)`);
+    if (c.changes) for (const line of changeLines(c.changes)) console.log(line);
   });
+}
+
+/** What a reload changed, one line per kind; "no change" when nothing did. */
+export function changeLines(c: ReloadChanges): string[] {
+  const out: string[] = [];
+  if (c.listeners_bound.length) out.push(`  listeners bound: ${c.listeners_bound.join(", ")}`);
+  if (c.listeners_retired.length) out.push(`  listeners retired: ${c.listeners_retired.join(", ")}`);
+  if (c.members_added.length) out.push(`  members added: ${c.members_added.join(", ")}`);
+  if (c.members_removed.length) out.push(`  members removed: ${c.members_removed.join(", ")}`);
+  for (const w of c.members_reweighted) out.push(`  re-weighted: ${w.pool_id}/${w.member_id} ${w.from} -> ${w.to}`);
+  if (c.members_changed.length) out.push(`  members changed: ${c.members_changed.join(", ")}`);
+  return out.length ? out : ["  no change"];
 }

@@ -24,6 +24,8 @@ import { headerModeOf, type RampSpec } from "../model/snapshot.js";
 import { rampForNewMember } from "../scheduling/weights.js";
 import { silentLogger } from "../log.js";
 import { applyOverlay, emptyState, StateStore, type HealthSnapshot, type RuntimeState } from "../state/store.js";
+import type { Plan } from "../model/plan.js";
+import { describeChanges, summarizeChanges, type ReloadChanges } from "./changes.js";
 import { EventLog } from "./events.js";
 import { gate, gateMemberChange } from "./gate.js";
 import { SnapshotBuilder, type MemberFacts } from "./snapshot-builder.js";
@@ -157,13 +159,15 @@ export class Engine {
   }
 
   /** Replace the base config (file or object) and re-apply runtime member changes on top, as a diff. */
-  reload(input: Config | ConfigInput): Promise<void> {
+  reload(input: Config | ConfigInput): Promise<ReloadChanges> {
     return this.serialise(async () => {
+      let changes: ReloadChanges;
       try {
         const base = this.validate(input);
         const config = this.validate(applyOverlay(base, this.state), true);
         await this.persist(this.stateFor(config));
-        await this.commit(config, false);
+        const prev = this.config;
+        changes = describeChanges(prev, config, await this.commit(config, false));
         this.base = base;
       } catch (err) {
         this.reloads.failed++;
@@ -173,7 +177,8 @@ export class Engine {
       }
       this.reloads.ok++;
       this.events.push({ type: "reload", result: "ok" });
-      this.logger.info({ ev: "reload" }, "configuration reloaded");
+      this.logger.info({ ev: "reload", changes }, `configuration reloaded: ${summarizeChanges(changes)}`);
+      return changes;
     });
   }
 
@@ -276,7 +281,7 @@ export class Engine {
    * snapshot, and once the data plane took it, wire health checks to match. `pools` limits
    * the work to the pools a member change touched.
    */
-  private async commit(next: Config, initial: boolean, pools?: ReadonlySet<string>): Promise<void> {
+  private async commit(next: Config, initial: boolean, pools?: ReadonlySet<string>): Promise<Plan> {
     if (this.closed) throw new Lb4Error("LB4.CLOSED", "the load balancer is closed");
     const prev = initial ? undefined : this.config;
     const now = this.clock.now();
@@ -309,7 +314,7 @@ export class Engine {
     }
 
     const facts = this.facts(next, snat, ramps);
-    await this.dataPlane.apply(this.snapshots.build(next, facts, pools));
+    const plan = await this.dataPlane.apply(this.snapshots.build(next, facts, pools));
 
     // The data plane runs it: commit the control side (nothing below fails).
     for (const [lbId, s] of snat) {
@@ -330,6 +335,7 @@ export class Engine {
     }
     this.syncHealth(next, pools);
     this.config = next;
+    return plan;
   }
 
   /** The facts a snapshot of `config` is built from; `pending` holds commit-time ramps not stored yet. */

@@ -12,7 +12,7 @@ import { encodeHeader } from "../clientip/codec.js";
 import type { ListenerConfig } from "../config/schema.js";
 import { Lb4Error } from "../errors.js";
 import { memberKey, MemberRuntime } from "../model/member.js";
-import { plan } from "../model/plan.js";
+import { plan, type Plan } from "../model/plan.js";
 import { PoolRuntime } from "../model/pool.js";
 import { EMPTY_SNAPSHOT, headerModeOf, type LbSpec, type MemberSpec, type PoolSpec, type Snapshot } from "../model/snapshot.js";
 import type { Ramp } from "../scheduling/weights.js";
@@ -76,7 +76,7 @@ export class DataPlane {
    * Run `next`. New listeners are bound first; if one cannot be bound, those just bound are
    * closed and nothing else changes (LB4.LISTEN_FAILED). From the commit on nothing fails.
    */
-  async apply(next: Snapshot): Promise<void> {
+  async apply(next: Snapshot): Promise<Plan> {
     if (this.closed) throw new Lb4Error("LB4.CLOSED", "the load balancer is closed");
     const p = plan(this.current, next);
     const now = this.clock.now();
@@ -151,6 +151,7 @@ export class DataPlane {
     // A pool replaced under a kept listener (a pool moved, or default_pool_id pointed elsewhere).
     for (const lb of this.lbs.values()) for (const l of lb.listeners.values()) l.pool = lb.pools.get(l.config.default_pool_id) ?? l.pool;
     this.current = next;
+    return p;
   }
 
   /** Settings of a running listener, swapped in place (new connections see them). */
