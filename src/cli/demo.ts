@@ -9,7 +9,7 @@ import dgram from "node:dgram";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ConfigInput } from "../config/schema.js";
-import { startAdminServer, type AdminServer } from "../admin/server.js";
+import { startAdminServer, type AdminServer, type AdminServerOptions } from "../admin/server.js";
 import { startLoadBalancer, type LoadBalancerHandle } from "../engine.js";
 import { Lb4Error } from "../errors.js";
 import { createLogger, flushAndExit } from "../log.js";
@@ -114,7 +114,7 @@ const DEFAULT_ADMIN_PORT = Number(new URL(DEFAULT_ADMIN_URL).port);
  * default port, or any free one when that is taken (the banner then says how to point the
  * CLI at it); a given port must be free.
  */
-async function demoAdmin(lb: LoadBalancerHandle, logger: Logger, reload: () => Promise<void>, port: number | undefined): Promise<AdminServer> {
+async function demoAdmin(lb: LoadBalancerHandle, logger: Logger, reload: AdminServerOptions["reload"], port: number | undefined): Promise<AdminServer> {
   const start = (p: number) =>
     startAdminServer({ engine: lb.engine, listen: `127.0.0.1:${p}`, logger, reload, metrics: createMetrics(lb.engine).scrape });
   if (port !== undefined) return start(port);
@@ -139,7 +139,14 @@ export async function runDemo(opts: { port: number; adminPort?: number | undefin
   // No file to re-read: a reload applies the demo's own config again (runtime member changes stay).
   let admin: AdminServer;
   try {
-    admin = await demoAdmin(lb, logger, () => lb.reload(config), opts.adminPort);
+    admin = await demoAdmin(
+      lb,
+      logger,
+      async () => {
+        await lb.reload(config);
+      },
+      opts.adminPort,
+    );
   } catch (err) {
     await lb.close({ graceMs: 0 });
     throw err;
