@@ -139,14 +139,7 @@ export async function runDemo(opts: { port: number; adminPort?: number | undefin
   // No file to re-read: a reload applies the demo's own config again (runtime member changes stay).
   let admin: AdminServer;
   try {
-    admin = await demoAdmin(
-      lb,
-      logger,
-      async () => {
-        await lb.reload(config);
-      },
-      opts.adminPort,
-    );
+    admin = await demoAdmin(lb, logger, () => lb.reload(config), opts.adminPort);
   } catch (err) {
     await lb.close({ graceMs: 0 });
     throw err;
