@@ -159,7 +159,8 @@ describe.skipIf(skip !== undefined)(title("backend faults in network namespaces"
         offlineAt = Date.now();
         await load.until(() => load.outcomes.filter((o) => o.start > offlineAt).length >= 150, 40_000, "150 requests after OFFLINE");
       } else {
-        await load.until(() => load.outcomes.filter((o) => o.start > faultAt && o.member === FAILED).length >= 30, 60_000, `30 answers from ${FAILED} under loss`);
+        // Its checks may fail now and then (a lost SYN outlasts the 1 s check timeout), so it may flap: count requests, not its answers.
+        await load.until(() => load.outcomes.filter((o) => o.start > faultAt).length >= 150, 60_000, "150 requests under loss");
       }
     } finally {
       await load.stop();
@@ -193,7 +194,7 @@ describe.skipIf(skip !== undefined)(title("backend faults in network namespaces"
       `${load.count} requests at concurrency ${CONCURRENCY}; ${load.errors.length} errors (${[...new Set(load.errors.map((e) => e.member))].join(", ") || "none"})` +
         (fc.expectOffline
           ? `; OFFLINE ${((offlineAt - faultAt) / 1000).toFixed(1)} s after the fault; ${after.length} requests after that, ${after.filter((o) => !o.ok).length} errors`
-          : `; ${FAILED} answered ${failedOk} requests during the loss`) +
+          : `; ${FAILED} answered ${failedOk} of them during the loss and went OFFLINE ${lb.events.filter((e) => e.ev === "health" && e.member === FAILED && e.to === "OFFLINE").length} time(s)`) +
         `; active after: ${activeAfterFault}`,
       fc.expectOffline
         ? "errors only on the failed member; it goes OFFLINE, then gets no traffic; the others serve; active back to 0; ONLINE again after recovery"
