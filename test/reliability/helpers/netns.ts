@@ -44,7 +44,7 @@ export interface Topology {
 
 export function createTopology(n: number): Topology {
   const pid = process.pid;
-  const s = 1 + (pid % 250);
+  const s = 1 + (pid % 250); // removeStaleNamespaces derives the same number
   const prefix = `${NS_PREFIX}${pid}-`;
   const lbNs = `${prefix}lb`;
   const rootIf = `lr${pid}r`;
@@ -132,6 +132,11 @@ export function removeStaleNamespaces(): string[] {
       removed.push(name);
     } catch {
       // someone else removed it
+    }
+    try {
+      sh("ip", ["route", "del", "blackhole", `10.200.${1 + (Number(m[1]) % 250)}.0/30`, "metric", "4000"]);
+    } catch {
+      // removed with the first namespace of that run, or never added
     }
   }
   return removed;
