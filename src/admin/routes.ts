@@ -117,6 +117,8 @@ export function toHttpError(err: unknown): HttpError {
   if (err instanceof Lb4Error) {
     if (err.code === "LB4.LISTEN_FAILED") return new HttpError(409, err.code, err.message);
     if (err.code === "LB4.CLOSED") return new HttpError(503, err.code, err.message);
+    // The change could not be made durable, so it was not made: the client may retry later.
+    if (err.code === "LB4.STATE_WRITE_FAILED") return new HttpError(507, err.code, err.message);
     return new HttpError(500, err.code, err.message);
   }
   return new HttpError(500, "LB4.INTERNAL", `internal error: ${(err as Error)?.message ?? String(err)}; see the lb4 log`);

@@ -128,8 +128,15 @@ export class StateStore {
     }
   }
 
-  save(state: RuntimeState): Promise<void> {
-    return writeAtomic(this.file, JSON.stringify(state, null, 2) + "\n", true);
+  /** Durable write; a failure (full disk, permissions) is LB4.STATE_WRITE_FAILED and leaves the old file. */
+  async save(state: RuntimeState): Promise<void> {
+    try {
+      await writeAtomic(this.file, JSON.stringify(state, null, 2) + "\n", true);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      const why = code === "ENOSPC" || code === "EDQUOT" ? "the disk is full: free space there" : "check that lb4 may write there";
+      throw new Lb4Error("LB4.STATE_WRITE_FAILED", `cannot write ${this.file} (${code}); ${why}. Nothing was changed`, { cause: err });
+    }
   }
 
   /** Last known health; a missing or unreadable file means nothing is known (members start unchecked). */

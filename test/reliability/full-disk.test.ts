@@ -113,8 +113,8 @@ describe.skipIf(skip !== undefined)(title("a full disk under state_dir (tmpfs, 6
       "a write on a full disk gets an LB4 error and changes nothing; traffic continues; writes work again once space is free",
     );
     for (const r of [refusedAdd, refusedPut, refusedDel]) {
-      expect(r.status, "a write on a full disk is refused").toBeGreaterThanOrEqual(400);
-      expect(r.body?.error_code).toMatch(/^LB4\./);
+      expect(r.status, "a write on a full disk is refused as Insufficient Storage").toBe(507);
+      expect(r.body?.error_code).toBe("LB4.STATE_WRITE_FAILED");
       expect(String(r.body?.error_msg ?? "")).not.toBe("");
     }
     expect(membersDuring, "members after the refused writes").toBe(membersBefore);
