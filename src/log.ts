@@ -6,6 +6,7 @@
 import fs from "node:fs";
 import { pino, type Logger, type LevelWithSilent } from "pino";
 import pretty from "pino-pretty";
+import { utf8Write } from "./platform/node-internals.js";
 
 export function createLogger(level: LevelWithSilent = "info", opts: { pretty?: boolean; fd?: number } = {}): Logger {
   const usePretty = opts.pretty ?? (process.stdout.isTTY === true && process.env.LB4_LOG_FORMAT !== "json");
@@ -119,7 +120,7 @@ export class LineBatcher {
       }
     }
     // utf8Write: Buffer#write without its argument normalisation (~0.5 µs a line less).
-    this.off += (this.buf as unknown as Utf8Writable).utf8Write(line, this.off);
+    this.off += utf8Write(this.buf, line, this.off);
     if (this.off >= BATCH_BYTES) this.handBatch();
     return true;
   }
@@ -210,10 +211,6 @@ function countLines(b: Buffer): number {
   let n = 0;
   for (let i = b.indexOf(10); i !== -1; i = b.indexOf(10, i + 1)) n++;
   return n;
-}
-
-interface Utf8Writable {
-  utf8Write(s: string, offset: number): number;
 }
 
 /** Flush the log, then exit; exit anyway after maxWaitMs (a log reader that stopped reading). */

@@ -13,7 +13,8 @@
  * Every value put in unescaped is a validated id, an IP address, a number or an end reason;
  * free text (error messages) goes through JSON.stringify.
  */
-import { pino, type Logger } from "pino";
+import type { Logger } from "pino";
+import { pinoBindings, pinoStream } from "../platform/node-internals.js";
 import { LineBatcher, type DeferredLines } from "../log.js";
 
 interface Destination {
@@ -62,9 +63,8 @@ export class AccessLog implements DeferredLines {
   /** `clock`: the monotonic clock records' endedAt is read from (performance.now by default). */
   constructor(logger: Logger, clock: () => number = () => performance.now()) {
     this.clock = clock;
-    const l = logger as unknown as Record<symbol, unknown>;
-    this.stream = l[pino.symbols.streamSym] as Destination;
-    this.bindings = (l[pino.symbols.chindingsSym] as string | undefined) ?? "";
+    this.stream = pinoStream(logger) as Destination;
+    this.bindings = pinoBindings(logger);
     this.batcher = this.stream instanceof LineBatcher ? this.stream : undefined;
     this.batcher?.attach(this);
     for (let i = 0; i < (this.batcher ? BATCH : 1); i++) this.records.push(new ConnRecord());

@@ -20,7 +20,10 @@ import { AccessLog } from "./access-log.js";
 import type { Listener } from "./listener.js";
 import { usableLocalAddresses } from "./local-address.js";
 import { RateLimitedLog } from "./ratelimit.js";
-import { TcpListener, type TcpSession, type TcpTuning } from "./tcp.js";
+import { TcpListener, type TcpListenerDeps, type TcpTuning } from "./tcp.js";
+import type { TcpConn } from "./tcp-conn.js";
+import { HandleTcpListener } from "./tcp-handles.js";
+import { dataplanePath } from "../platform/dataplane-path.js";
 import { UdpListener } from "./udp.js";
 
 export interface DataPlaneOptions {
@@ -204,7 +207,7 @@ export class DataPlane {
       });
       return l;
     }
-    return new TcpListener(cfg, pool, acl, {
+    const deps: TcpListenerDeps = {
       ...shared,
       accessLog: this.accessLog,
       tuning: this.tuning,
@@ -216,7 +219,8 @@ export class DataPlane {
         if (!snat || snat.usable.length === 0) return undefined;
         return snat.usable[snat.next++ % snat.usable.length];
       },
-    });
+    };
+    return dataplanePath() === "handles" ? new HandleTcpListener(cfg, pool, acl, deps) : new TcpListener(cfg, pool, acl, deps);
   }
 
   /** Stop a listener taking new connections; its open ones keep being swept until they end. */
@@ -310,17 +314,16 @@ function rampOf(ms: MemberSpec, had: Ramp | undefined): Ramp | undefined {
 }
 
 // Shared by every TCP listener (`sess.listener` finds the rest): no closures per listener.
-function onTcpSessionEnd(sess: TcpSession): void {
+function onTcpSessionEnd(sess: TcpConn): void {
   if (sess.member) sess.listener.pool.touch(sess.ip, sess.member);
 }
 
-function tcpHeaderFor(sess: TcpSession, member: MemberRuntime): Buffer | undefined {
+function tcpHeaderFor(sess: TcpConn, member: MemberRuntime): Buffer | undefined {
   const mode = headerMode(sess.listener.pool, member);
   if (!mode) return undefined;
-  const c = sess.client;
   return encodeHeader(mode, {
     source: { address: sess.ip, port: sess.port },
-    destination: { address: c.localAddress ?? sess.listener.deps.vip, port: c.localPort ?? sess.listener.config.protocol_port },
+    destination: { address: sess.localAddress ?? sess.listener.deps.vip, port: sess.localPort ?? sess.listener.config.protocol_port },
     transport: "TCP",
   });
 }

@@ -13,7 +13,7 @@ import type { Logger } from "pino";
 import type { AccessList } from "../acl/ipgroup.js";
 import type { ListenerConfig } from "../config/schema.js";
 import type { MemberRuntime } from "../model/member.js";
-import type { ClientInfo } from "../scheduling/types.js";
+import type { TcpConn } from "./tcp-conn.js";
 import type { PoolRuntime } from "../model/pool.js";
 import { normaliseIp } from "../ip.js";
 import type { EndReason } from "./stats.js";
@@ -24,6 +24,7 @@ import type { Listener } from "./listener.js";
 import { IntrusiveList } from "./intrusive-list.js";
 import { admit, countHandover, limitOf, pickMember } from "./admission.js";
 import { sharedFdBudget, type FdBudget } from "./fd-budget.js";
+import { peerAddress, setListenerNoDelay } from "../platform/node-internals.js";
 
 /** At most this many connect attempts per client: the first and 2 retries (SPEC §3). */
 export const MAX_CONNECT_TRIES = 3;
@@ -45,11 +46,11 @@ export interface TcpListenerDeps {
   clock: () => number;
   tuning: TcpTuning;
   /** Header to write first on the upstream connection (SPEC §7), or undefined. */
-  headerFor?: (session: TcpSession, member: MemberRuntime) => Buffer | undefined;
+  headerFor?: (session: TcpConn, member: MemberRuntime) => Buffer | undefined;
   /** Local address for the upstream connection (cross-VPC SNAT, SPEC §6). */
   localAddressFor?: (member: MemberRuntime) => string | undefined;
   /** Called after a connection ends (scheduler hooks, persistence). */
-  onSessionEnd?: (session: TcpSession) => void;
+  onSessionEnd?: (session: TcpConn) => void;
   /** Descriptor budget; default: the process-wide one (fd-budget.ts). */
   fdBudget?: FdBudget;
 }
@@ -91,7 +92,7 @@ function onEnd(this: Tagged): void {
   else peer.end();
 }
 
-export class TcpSession implements ClientInfo {
+export class TcpSession implements TcpConn {
   /** Links in the listener's session list. */
   prev: TcpSession | undefined = undefined;
   next: TcpSession | undefined = undefined;
@@ -137,6 +138,20 @@ export class TcpSession implements ClientInfo {
    * Pick a member (avoiding failed ones) and connect; refuse the client when none is left.
    * `lastError`: why the previous try failed, logged if no member is left.
    */
+  get localAddress(): string | undefined {
+    return this.client.localAddress;
+  }
+
+  get localPort(): number | undefined {
+    return this.client.localPort;
+  }
+
+  /** Bytes lb4 holds for this connection in user space (read, not yet written on). */
+  heldBytes(): number {
+    const up = this.upstream;
+    return this.client.readableLength + this.client.writableLength + (up ? up.readableLength + up.writableLength : 0);
+  }
+
   connect(lastError?: Error): void {
     const l = this.listener;
     const first = this.tries === 0;
@@ -437,33 +452,4 @@ export class TcpListener implements Listener {
     const a = this.server.address();
     return a && typeof a === "object" ? a : undefined;
   }
-}
-
-/** Filled by peerAddress(); read at once, before the next call. */
-const peerOut = { address: "", family: "", port: 0 };
-
-/**
- * The client's address and port, from getpeername into one shared object. `socket.remoteAddress`
- * would allocate a result object per connection and add a `_peername` property to each
- * socket, one more hidden-class transition on objects every stream function touches
- * (~3% of new connections/s with the tagging above, bench/RESULTS.md).
- */
-function peerAddress(socket: net.Socket): { address: string; port: number } {
-  const handle = (socket as unknown as { _handle?: { getpeername?: (out: object) => number } })._handle;
-  if (typeof handle?.getpeername === "function" && handle.getpeername(peerOut) === 0) return peerOut;
-  peerOut.address = socket.remoteAddress ?? "";
-  peerOut.port = socket.remotePort ?? 0;
-  return peerOut;
-}
-
-/**
- * TCP_NODELAY on the listening socket, so accepted sockets inherit it (Linux copies it into
- * each child socket): one setsockopt per listener instead of one per connection. A proxy
- * must not add Nagle delays to what either side sends. Returns false where that is not
- * available, and the caller sets it per socket.
- */
-export function setListenerNoDelay(server: net.Server): boolean {
-  if (process.platform !== "linux") return false;
-  const handle = (server as unknown as { _handle?: { setNoDelay?: (on: boolean) => number } })._handle;
-  return typeof handle?.setNoDelay === "function" && handle.setNoDelay(true) === 0;
 }

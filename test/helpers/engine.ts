@@ -10,10 +10,34 @@ import { freePort, waitFor, type TestServer } from "./net.js";
 
 export interface EngineFixture {
   /** Start lb-1 / ls-1 / pool-1 (TCP) over `members` (ids default to m-0, m-1, …). */
-  lb(opts: { members: Array<Record<string, unknown>>; listener?: Record<string, unknown>; pool?: Record<string, unknown>; engine?: EngineOptions }): Promise<{ h: LoadBalancerHandle; port: number }>;
+  lb(opts: {
+    members: Array<Record<string, unknown>>;
+    listener?: Record<string, unknown>;
+    pool?: Record<string, unknown>;
+    engine?: EngineOptions;
+    /** The TCP data plane (LB4_DATAPLANE while the engine starts); default: whatever lb4 picks. */
+    dataplane?: Dataplane;
+  }): Promise<{ h: LoadBalancerHandle; port: number }>;
   /** Stop this server after the test. */
   track<T extends TestServer>(p: Promise<T>): Promise<T>;
   readonly servers: TestServer[];
+}
+
+/** Both TCP data planes, for suites that run against each (issue 15). */
+export const DATAPLANES = ["net", "handles"] as const;
+export type Dataplane = (typeof DATAPLANES)[number];
+
+/** Start with LB4_DATAPLANE set to `dataplane` (listeners read it when they are created). */
+export async function withDataplane<T>(dataplane: Dataplane | undefined, start: () => Promise<T>): Promise<T> {
+  if (!dataplane) return start();
+  const had = process.env.LB4_DATAPLANE;
+  process.env.LB4_DATAPLANE = dataplane;
+  try {
+    return await start();
+  } finally {
+    if (had === undefined) delete process.env.LB4_DATAPLANE;
+    else process.env.LB4_DATAPLANE = had;
+  }
 }
 
 export function useEngineFixture(): EngineFixture {
@@ -29,7 +53,7 @@ export function useEngineFixture(): EngineFixture {
   });
   return {
     servers,
-    async lb({ members, listener = {}, pool = {}, engine = {} }) {
+    async lb({ members, listener = {}, pool = {}, engine = {}, dataplane }) {
       const port = await freePort();
       const config = {
         log: { level: "silent" },
@@ -42,7 +66,7 @@ export function useEngineFixture(): EngineFixture {
           },
         ],
       } as ConfigInput;
-      const h = await startLoadBalancer(config, { tuning: { tickMs: 100, connectTimeoutMs: 1000 }, ...engine });
+      const h = await withDataplane(dataplane, () => startLoadBalancer(config, { tuning: { tickMs: 100, connectTimeoutMs: 1000 }, ...engine }));
       handles.push(h);
       return { h, port };
     },
