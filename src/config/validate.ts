@@ -107,12 +107,13 @@ function checkReferences(config: Config): Problem[] {
   // Paths are built only for a problem: a member change re-runs these rules over every member.
   type Path = string | (() => string);
   const text = (p: Path) => (typeof p === "string" ? p : p());
-  const seen = new Map<string, Path>();
+  const seen = new Map<string, Map<string, Path>>();
   const unique = (kind: string, id: string, path: Path) => {
-    const key = `${kind}\0${id}`;
-    const first = seen.get(key);
+    let ids = seen.get(kind);
+    if (!ids) seen.set(kind, (ids = new Map()));
+    const first = ids.get(id);
     if (first) add(`${text(path)}.id`, `duplicate ${kind} id "${id}" (first used at ${text(first)}); ids are unique per kind`, "LB4.DUPLICATE_ID");
-    else seen.set(key, path);
+    else ids.set(id, path);
   };
 
   config.vpcs.forEach((vpc, vi) => {
@@ -175,15 +176,17 @@ function checkReferences(config: Config): Problem[] {
       if (pool.protocol === "UDP" && (pool.client_ip === "toa" || pool.client_ip === "proxy_v1")) {
         add(`${pp}.client_ip`, `${pool.client_ip} is a stream header; UDP pools take off, auto or proxy_v2`, INVALID_COMBINATION);
       }
-      const endpoints = new Map<string, number>();
+      // Addresses are canonical (the schema's one spelling), so address + port is the endpoint.
+      const endpoints = new Map<string, Map<number, number>>();
       pool.members.forEach((m, mi) => {
         const mp = () => `${pp}.members[${mi}]`;
         unique("member", m.id, mp);
-        const ep = memberKey(m.address, m.protocol_port); // canonical address: one spelling per endpoint
-        const first = endpoints.get(ep);
+        let ports = endpoints.get(m.address);
+        if (!ports) endpoints.set(m.address, (ports = new Map()));
+        const first = ports.get(m.protocol_port);
         if (first !== undefined) {
-          add(`${mp()}.address`, `${m.address}:${m.protocol_port} is already member ${pp}.members[${first}]; a backend joins a pool once`, "LB4.DUPLICATE_MEMBER");
-        } else endpoints.set(ep, mi);
+          add(`${mp()}.address`, `${memberKey(m.address, m.protocol_port)} is already member ${pp}.members[${first}]; a backend joins a pool once`, "LB4.DUPLICATE_MEMBER");
+        } else ports.set(m.protocol_port, mi);
       });
     });
   });

@@ -333,7 +333,7 @@ export class Engine {
       if (r === NO_RAMP) this.ramps.delete(k);
       else this.ramps.set(k, r);
     }
-    this.syncHealth(next, pools);
+    this.syncHealth(prev, next, pools);
     this.config = next;
     return plan;
   }
@@ -373,14 +373,11 @@ export class Engine {
   }
 
   /** Start, update or stop checks so they match `next` (all pools, or the ones named). */
-  private syncHealth(next: Config, pools?: ReadonlySet<string>): void {
+  private syncHealth(prev: Config | undefined, next: Config, pools?: ReadonlySet<string>): void {
     const wanted = new Set<string>();
     for (const lb of next.loadbalancers) {
       for (const pool of lb.pools) {
-        if (pools && !pools.has(pool.id)) {
-          for (const m of pool.members) wanted.add(`${pool.id}/${m.id}`);
-          continue;
-        }
+        if (pools && !pools.has(pool.id)) continue;
         const hm = pool.healthmonitor;
         const monitored = isMonitored(pool);
         const usable = this.snat.get(lb.id)?.usable[0];
@@ -415,8 +412,24 @@ export class Engine {
         }
       }
     }
-    for (const key of [...this.checked.keys()]) if (!wanted.has(key)) this.stopChecking(key);
-    for (const key of [...this.ramps.keys()]) if (!wanted.has(key)) this.ramps.delete(key);
+    // Members gone: all of them not wanted, or (for a change to named pools) those pools' members that left.
+    const gone = (key: string) => !wanted.has(key);
+    if (!pools) {
+      for (const key of [...this.checked.keys()]) if (gone(key)) this.stopChecking(key);
+      for (const key of [...this.ramps.keys()]) if (gone(key)) this.ramps.delete(key);
+      return;
+    }
+    for (const lb of prev?.loadbalancers ?? []) {
+      for (const pool of lb.pools) {
+        if (!pools.has(pool.id)) continue;
+        for (const m of pool.members) {
+          const key = `${pool.id}/${m.id}`;
+          if (!gone(key)) continue;
+          this.stopChecking(key);
+          this.ramps.delete(key);
+        }
+      }
+    }
   }
 
   private stopChecking(key: string): void {

@@ -41,13 +41,13 @@ interface CachedLb {
 
 export class SnapshotBuilder {
   private version = 0;
-  private readonly members = new Map<string, CachedMember>();
+  /** Per pool: its members' cached specs, by member id. */
+  private readonly members = new Map<string, Map<string, CachedMember>>();
   private readonly pools = new Map<string, CachedPool>();
   private readonly lbs = new Map<string, CachedLb>();
 
   /** The snapshot for `config`; `dirty` names pools whose facts (health, ramps) may have changed, all when omitted. */
   build(config: Config, facts: MemberFacts, dirty?: ReadonlySet<string>): Snapshot {
-    const seenMembers = new Set<string>();
     const seenPools = new Set<string>();
     const lbs: LbSpec[] = [];
     for (const lb of config.loadbalancers) {
@@ -56,11 +56,10 @@ export class SnapshotBuilder {
         seenPools.add(pool.id);
         const cached = this.pools.get(pool.id);
         if (cached && cached.source === pool && dirty && !dirty.has(pool.id)) {
-          for (const m of pool.members) seenMembers.add(`${pool.id}/${m.id}`);
           pools.push(cached.spec);
           continue;
         }
-        pools.push(this.buildPool(lb, pool, facts, seenMembers));
+        pools.push(this.buildPool(lb, pool, facts));
       }
       const snat = facts.snat(lb);
       const cached = this.lbs.get(lb.id);
@@ -73,31 +72,33 @@ export class SnapshotBuilder {
       this.lbs.set(lb.id, { source: lb, snat, pools: spec.pools, spec });
       lbs.push(spec);
     }
-    for (const k of this.members.keys()) if (!seenMembers.has(k)) this.members.delete(k);
-    for (const k of this.pools.keys()) if (!seenPools.has(k)) this.pools.delete(k);
+    for (const k of this.pools.keys()) {
+      if (seenPools.has(k)) continue;
+      this.pools.delete(k);
+      this.members.delete(k);
+    }
     const lbIds = new Set(config.loadbalancers.map((l) => l.id));
     for (const k of this.lbs.keys()) if (!lbIds.has(k)) this.lbs.delete(k);
     return Object.freeze({ version: ++this.version, lbs: Object.freeze(lbs) });
   }
 
-  private buildPool(lb: LoadBalancerConfig, pool: PoolConfig, facts: MemberFacts, seen: Set<string>): PoolSpec {
+  private buildPool(lb: LoadBalancerConfig, pool: PoolConfig, facts: MemberFacts): PoolSpec {
     const cached = this.pools.get(pool.id);
     const members: MemberSpec[] = [];
+    const was = this.members.get(pool.id);
+    const now = new Map<string, CachedMember>();
     for (const m of pool.members) {
-      const key = `${pool.id}/${m.id}`;
-      seen.add(key);
       const status = facts.status(pool, m);
       const ramp = facts.ramp(pool, m);
       const crossVpc = facts.crossVpc(lb, m.address);
-      const c = this.members.get(key);
-      if (c && c.source === m && c.status === status && sameRamp(c.ramp, ramp) && c.crossVpc === crossVpc) {
-        members.push(c.spec);
-        continue;
+      let c = was?.get(m.id);
+      if (!c || c.source !== m || c.status !== status || !sameRamp(c.ramp, ramp) || c.crossVpc !== crossVpc) {
+        c = { source: m, status, ramp, crossVpc, spec: Object.freeze({ config: m, status, crossVpc, ramp }) };
       }
-      const spec: MemberSpec = Object.freeze({ config: m, status, crossVpc, ramp });
-      this.members.set(key, { source: m, status, ramp, crossVpc, spec });
-      members.push(spec);
+      now.set(m.id, c);
+      members.push(c.spec);
     }
+    this.members.set(pool.id, now);
     let settings: PoolSettings;
     if (cached && cached.source === pool) settings = cached.settings;
     else {
