@@ -56,6 +56,10 @@ export class FakeTimers implements Timers {
   get pending(): number {
     return this.q.length;
   }
+  /** When the next timer is due, or undefined when none is set. */
+  nextAt(): number | undefined {
+    return this.q.reduce<number | undefined>((m, t) => (m === undefined || t.at < m ? t.at : m), undefined);
+  }
   async advance(ms: number): Promise<void> {
     const end = this.clock.now() + ms;
     for (;;) {

@@ -1,40 +1,13 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { FakeClock } from "../../../src/clock.js";
+import { FakeClock, FakeTimers } from "../../../src/clock.js";
 import { HealthChecker, type TimerApi } from "../../../src/health/checker.js";
 import type { Transition } from "../../../src/health/state-machine.js";
 import type { HealthMonitorSettings, ProbeOptions, ProbeResult, ProbeTarget } from "../../../src/health/types.js";
 
 /** Timers driven by a FakeClock: advance() fires due callbacks in time order. */
-class ManualTimers implements TimerApi {
-  private q: { id: number; at: number; fn: () => void }[] = [];
-  private seq = 0;
-  constructor(private readonly clock: FakeClock) {}
-  set(fn: () => void, ms: number): unknown {
-    const id = ++this.seq;
-    this.q.push({ id, at: this.clock.now() + ms, fn });
-    return id;
-  }
-  clear(h: unknown): void {
-    this.q = this.q.filter((t) => t.id !== h);
-  }
+class ManualTimers extends FakeTimers {
   get count(): number {
-    return this.q.length;
-  }
-  nextAt(): number | undefined {
-    return this.q.reduce<number | undefined>((m, t) => (m === undefined || t.at < m ? t.at : m), undefined);
-  }
-  async advance(ms: number): Promise<void> {
-    const end = this.clock.now() + ms;
-    for (;;) {
-      await flush();
-      const due = this.q.filter((t) => t.at <= end).sort((a, b) => a.at - b.at || a.id - b.id)[0];
-      if (!due) break;
-      this.q = this.q.filter((t) => t !== due);
-      this.clock.set(Math.max(this.clock.now(), due.at));
-      due.fn();
-    }
-    this.clock.set(end);
-    await flush();
+    return this.pending;
   }
 }
 
