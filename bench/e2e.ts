@@ -431,7 +431,7 @@ async function main(): Promise<void> {
       for (const [t, r] of running) {
         await r.stop();
         const tr = wr.targets.find((x) => x.target === t);
-        if (t === "lb4" && r.logFile && tr) tr.lb4Log = summariseLb4Log(r.logFile);
+        if ((t === "lb4" || t === "lb4-net") && r.logFile && tr) tr.lb4Log = summariseLb4Log(r.logFile);
       }
       await backend?.stop();
     }

@@ -11,7 +11,8 @@ import { fileURLToPath } from "node:url";
 import { freePort, hasCommand, runTool, spawnTracked, stopChild, waitListening } from "./proc.js";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const TARGETS = ["direct", "lb4", "naive", "haproxy", "nginx"] as const;
+/** lb4 runs its default TCP data plane (handles where the probe passes); lb4-net forces LB4_DATAPLANE=net. */
+export const TARGETS = ["direct", "lb4", "lb4-net", "naive", "haproxy", "nginx"] as const;
 export type TargetName = (typeof TARGETS)[number];
 export type Proto = "tcp" | "udp";
 
@@ -45,6 +46,7 @@ export function available(name: TargetName, proto: Proto): Availability {
   switch (name) {
     case "direct":
     case "lb4":
+    case "lb4-net":
     case "naive":
       return { ok: true };
     case "haproxy":
@@ -195,7 +197,7 @@ export async function startTarget(name: TargetName, ctx: StartCtx): Promise<Runn
   let child: ChildProcess;
   let logFile: string | undefined;
 
-  if (name === "lb4") {
+  if (name === "lb4" || name === "lb4-net") {
     const admin = await checkAdminSupport(ctx.tmp);
     const adminPort = admin.accepted ? await freePort() : undefined;
     if (!admin.accepted) notes.push(`admin block left out: ${admin.detail}`);
@@ -208,7 +210,7 @@ export async function startTarget(name: TargetName, ctx: StartCtx): Promise<Runn
     child = spawnTracked(process.execPath, [...nodeArgs, path.join(ROOT, "bin/lb4"), "start", "--config", cfgFile, "--grace", "1"], {
       cpu: ctx.cpu,
       cwd: dir,
-      env: { ...process.env, LB4_LOG_FORMAT: "json" },
+      env: { ...process.env, LB4_LOG_FORMAT: "json", ...(name === "lb4-net" ? { LB4_DATAPLANE: "net" } : {}) },
       stdout: logFile,
       stderr: path.join(dir, "lb4.stderr"),
     });
@@ -283,7 +285,7 @@ stream {
     ...(logFile ? { logFile } : {}),
     notes,
     // lb4: SIGTERM = graceful stop (--grace 1), which also lets --cpu-prof write its profile.
-    stop: () => stopChild(c, "SIGTERM", name === "lb4" ? 8000 : 3000),
+    stop: () => stopChild(c, "SIGTERM", name === "lb4" || name === "lb4-net" ? 8000 : 3000),
   };
 }
 

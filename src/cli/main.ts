@@ -22,6 +22,7 @@ import { registerState } from "./state.js";
 import { claimPidFile, pidFileOf } from "./pidfile.js";
 import { registerMembers } from "./members.js";
 import { registerReload, registerStatus } from "./status.js";
+import { describeDataplane } from "../platform/dataplane-path.js";
 
 const program = new Command();
 
@@ -118,7 +119,7 @@ Examples:
     const adminUrl = admin ? `http://${admin.address.host.includes(":") ? `[${admin.address.host}]` : admin.address.host}:${admin.address.port}` : undefined;
     const listeners = config.loadbalancers.flatMap((lb) => lb.listeners.map((l) => `${l.protocol} ${memberKey(lb.vip_address, l.protocol_port)} (${lb.id}/${l.id})`));
     logger.info(
-      { ev: "start", config: file, listeners, ...(adminUrl ? { admin: adminUrl, admin_auth: config.admin?.token ? "token" : "none (loopback only)" } : {}) },
+      { ev: "start", config: file, listeners, dataplane: describeDataplane(), ...(adminUrl ? { admin: adminUrl, admin_auth: config.admin?.token ? "token" : "none (loopback only)" } : {}) },
       `lb4 started: ${listeners.length} listener(s)${adminUrl ? `; admin API on ${adminUrl}` : ""}`,
     );
 

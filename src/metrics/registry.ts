@@ -5,7 +5,8 @@
  * engine hooks, which fire a few times a second at most.
  */
 import client from "prom-client";
-import { pino } from "pino";
+import { pinoStream } from "../platform/node-internals.js";
+import { dataplanePath } from "../platform/dataplane-path.js";
 import { LineBatcher } from "../log.js";
 import type { Engine } from "../engine.js";
 import type { ListenerStats } from "../dataplane/stats.js";
@@ -159,8 +160,19 @@ export function createMetrics(engine: Engine, opts: { processMetrics?: boolean }
     registers: [registry],
     collect() {
       this.reset();
-      const dest = (engine.logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
+      const dest = pinoStream(engine.logger);
       if (dest instanceof LineBatcher) this.inc(dest.dropped);
+    },
+  });
+
+  new client.Gauge({
+    name: "lb4_dataplane_info",
+    help: "The TCP data plane new listeners run on (handles: libuv stream handles; net: net.Socket), 1 for the one in use",
+    labelNames: ["path"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.set({ path: dataplanePath() }, 1);
     },
   });
 

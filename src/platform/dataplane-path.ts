@@ -10,7 +10,7 @@ import { probe } from "./stream-handles.js";
 export type DataplanePath = "net" | "handles";
 
 /** The path when LB4_DATAPLANE is unset. */
-const DEFAULT: "auto" | DataplanePath = "net";
+const DEFAULT: "auto" | DataplanePath = "auto";
 
 const env = process.env.LB4_DATAPLANE;
 const probeProblem: string | undefined = env === "net" ? "not probed (LB4_DATAPLANE=net)" : await probe();
