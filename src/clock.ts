@@ -6,8 +6,12 @@ export interface Clock {
   now(): number;
 }
 
+/**
+ * Monotonic, on a time base every process on the host shares (its origin is the process's
+ * start in epoch ms): a slow-start start time from the control plane means the same in a worker.
+ */
 export const systemClock: Clock = {
-  now: () => performance.now(),
+  now: () => performance.timeOrigin + performance.now(),
 };
 
 /** One-shot timers. Real ones are unref'd: a timer alone never keeps lb4 alive. */

@@ -89,6 +89,8 @@ export class Engine {
   private restoredHealth: HealthSnapshot["members"] = {};
   /** A coalesced write of health.json is due. */
   private healthSave: unknown;
+  /** The health.json write under way, if any (close() waits for it). */
+  private healthSaving: Promise<void> = Promise.resolve();
   readonly logger: Logger;
   readonly clock: Clock;
   private readonly timers: Timers;
@@ -110,6 +112,8 @@ export class Engine {
   readonly healthResultHooks: HealthResultHook[] = [];
   private closed = false;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Changes queued or running. */
+  private inFlight = 0;
 
   constructor(opts: EngineOptions = {}) {
     this.logger = opts.logger ?? silentLogger();
@@ -165,9 +169,18 @@ export class Engine {
       try {
         const base = this.validate(input);
         const config = this.validate(applyOverlay(base, this.state), true);
+        const before = this.state;
         await this.persist(this.stateFor(config));
         const prev = this.config;
-        changes = describeChanges(prev, config, await this.commit(config, false));
+        let plan: Plan;
+        try {
+          plan = await this.commit(config, false);
+        } catch (err) {
+          // Nothing runs differently (a bind failed): neither may the persisted facts (a pool's overlay, cross-VPC on).
+          await this.persist(before).catch((e: unknown) => this.logger.error({ err: e }, "could not restore the state after a refused reload"));
+          throw err;
+        }
+        changes = describeChanges(prev, config, plan);
         this.base = base;
       } catch (err) {
         this.reloads.failed++;
@@ -289,17 +302,20 @@ export class Engine {
     for (const lb of next.loadbalancers) {
       const allocated = lb.ip_target_enable ? allocateSnatAddresses(lb, this.vpcOf(next, lb)) : [];
       const had = this.snat.get(lb.id);
-      snat.set(lb.id, had && had.allocated.join() === allocated.join() ? had : { allocated, usable: await usableLocalAddresses(allocated) });
+      // A member change reuses what is known; a start or reload looks again (addresses may have been added to the host).
+      const reuse = had && pools && had.allocated.join() === allocated.join();
+      snat.set(lb.id, reuse ? had : { allocated, usable: await usableLocalAddresses(allocated, !pools) });
     }
 
     // Ramps for members new to a pool that already had members (SPEC §4), decided before the snapshot.
     const ramps = new Map<string, RampSpec>();
+    // "Had members" is asked of the same pool in the same load balancer (a pool moved elsewhere starts over).
     const prevPools = new Map<string, PoolConfig>();
-    if (prev) for (const lb of prev.loadbalancers) for (const p of lb.pools) prevPools.set(p.id, p);
+    if (prev) for (const lb of prev.loadbalancers) for (const p of lb.pools) prevPools.set(`${lb.id}/${p.id}`, p);
     for (const lb of next.loadbalancers) {
       for (const pool of lb.pools) {
         if (pools && !pools.has(pool.id)) continue;
-        const was = prevPools.get(pool.id);
+        const was = prevPools.get(`${lb.id}/${pool.id}`);
         const old = new Map((was?.members ?? []).map((m) => [m.id, m]));
         const monitored = isMonitored(pool);
         for (const m of pool.members) {
@@ -321,7 +337,7 @@ export class Engine {
       const had = this.snat.get(lbId);
       this.snat.set(lbId, s);
       const lb = next.loadbalancers.find((l) => l.id === lbId)!;
-      if (lb.ip_target_enable && had !== s) {
+      if (lb.ip_target_enable && (had?.allocated.join() !== s.allocated.join() || had?.usable.join() !== s.usable.join())) {
         this.logger.info(
           { ev: "crossvpc", lb: lbId, backend_subnet_cidrs: backendSubnets(lb, this.vpcOf(next, lb)).map((x) => x.subnet.cidr.text), source_addresses: s.allocated, on_host: s.usable },
           "cross-VPC backends enabled: allow the backend subnet CIDRs in the members' security groups",
@@ -348,7 +364,7 @@ export class Engine {
         return r === NO_RAMP ? null : r;
       },
       crossVpc: (lb, address) => isCrossVpc(this.vpcOf(config, lb), address),
-      snat: (lb) => snat.get(lb.id)?.allocated ?? [],
+      snat: (lb) => snat.get(lb.id)?.usable ?? [],
     };
   }
 
@@ -366,10 +382,12 @@ export class Engine {
   private statusOf(pool: PoolConfig, m: MemberConfig): OperatingStatus {
     if (!isMonitored(pool)) return "NO_MONITOR";
     const key = `${pool.id}/${m.id}`;
-    const s = this.health.status(key);
+    const endpoint = memberKey(m.address, m.protocol_port);
+    // A check of another address (the member moved) says nothing about this one: unchecked, so OFFLINE.
+    const s = this.checked.get(key)?.endpoint === endpoint ? this.health.status(key) : undefined;
     if (s) return s.status;
     const saved = this.restoredHealth[key];
-    return saved && saved.endpoint === memberKey(m.address, m.protocol_port) ? saved.state : "OFFLINE";
+    return saved && saved.endpoint === endpoint ? saved.state : "OFFLINE";
   }
 
   /** Start, update or stop checks so they match `next` (all pools, or the ones named). */
@@ -402,6 +420,7 @@ export class Engine {
           };
           if (this.health.has(key)) {
             this.health.update(key, hm, target);
+            this.checked.set(key, { lbId: lb.id, poolId: pool.id, memberId: m.id, endpoint });
             continue;
           }
           // A member known before a restart keeps its last health until its first check (SPEC §4).
@@ -452,12 +471,18 @@ export class Engine {
     this.publish(new Set([c.poolId]));
   }
 
-  /** A new snapshot for facts that changed outside a config change (health), through the queue. */
+  /**
+   * A new snapshot for facts that changed outside a config change (health). At once when no
+   * change is in flight, so an OFFLINE member stops getting connections in the same turn;
+   * otherwise behind the change, which could not see it (and would overwrite it).
+   */
   private publish(pools: ReadonlySet<string>): void {
-    void this.serialise(async () => {
+    const run = async () => {
       if (this.closed || !this.config) return;
       await this.dataPlane.apply(this.snapshots.build(this.config, this.facts(this.config, this.snat, new Map()), pools));
-    }).catch((err: unknown) => this.logger.error({ err }, "publishing a snapshot failed"));
+    };
+    const done = this.inFlight === 0 ? run() : this.serialise(run);
+    done.catch((err: unknown) => this.logger.error({ err }, "publishing a snapshot failed"));
   }
 
   pool(poolId: string): PoolRuntime | undefined {
@@ -490,6 +515,8 @@ export class Engine {
   async close(opts: { graceMs?: number } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // A change in flight (a reload binding a listener) finishes first; queued ones see `closed`.
+    await this.queue;
     const graceMs = opts.graceMs ?? this.tuning.shutdownGraceMs;
     await this.dataPlane.stopAccepting();
     const deadline = this.clock.now() + graceMs;
@@ -506,6 +533,7 @@ export class Engine {
       this.healthSave = undefined;
       await this.saveHealth();
     }
+    await this.healthSaving;
     await this.health.close();
   }
 
@@ -514,7 +542,7 @@ export class Engine {
     if (!this.store || this.healthSave !== undefined || this.closed) return;
     this.healthSave = this.timers.set(() => {
       this.healthSave = undefined;
-      void this.saveHealth();
+      this.healthSaving = this.saveHealth();
     }, HEALTH_SAVE_MS);
   }
 
@@ -533,8 +561,19 @@ export class Engine {
   }
 
   private serialise<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
+    this.inFlight++;
+    const task = async () => {
+      try {
+        return await fn();
+      } finally {
+        this.inFlight--;
+      }
+    };
+    const run = this.queue.then(task, task);
+    this.queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
     return run;
   }
 

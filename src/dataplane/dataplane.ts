@@ -18,7 +18,6 @@ import { EMPTY_SNAPSHOT, headerModeOf, type LbSpec, type MemberSpec, type PoolSp
 import type { Ramp } from "../scheduling/weights.js";
 import { AccessLog } from "./access-log.js";
 import type { Listener } from "./listener.js";
-import { usableLocalAddresses } from "./local-address.js";
 import { RateLimitedLog } from "./ratelimit.js";
 import { TcpListener, type TcpListenerDeps, type TcpTuning } from "./tcp.js";
 import type { TcpConn } from "./tcp-conn.js";
@@ -83,8 +82,6 @@ export class DataPlane {
     if (this.closed) throw new Lb4Error("LB4.CLOSED", "the load balancer is closed");
     const p = plan(this.current, next);
     const now = this.clock.now();
-    const snat = new Map<string, string[]>();
-    for (const lb of p.lbs.upsert) snat.set(lb.id, await usableLocalAddresses(lb.snat));
 
     // Pools that new listeners point at must exist before they bind; build them aside.
     const newPools = new Map<string, PoolRuntime>();
@@ -134,7 +131,7 @@ export class DataPlane {
       this.lbs.delete(id);
     }
     for (const spec of p.lbs.upsert) {
-      const usable = snat.get(spec.id)!;
+      const usable = [...spec.snat];
       const lb = this.lbs.get(spec.id);
       if (!lb) this.lbs.set(spec.id, { spec, pools: new Map(), listeners: new Map(), snat: { usable, next: 0 } });
       else if (usable.join() !== lb.snat.usable.join()) lb.snat = { usable, next: 0 };

@@ -7,8 +7,8 @@ import dgram from "node:dgram";
 
 const cache = new Map<string, Promise<boolean>>();
 
-export function isLocalAddress(address: string): Promise<boolean> {
-  let p = cache.get(address);
+export function isLocalAddress(address: string, fresh = false): Promise<boolean> {
+  let p = fresh ? undefined : cache.get(address);
   if (!p) {
     p = new Promise<boolean>((resolve) => {
       const s = dgram.createSocket(address.includes(":") ? "udp6" : "udp4");
@@ -26,7 +26,8 @@ export function isLocalAddress(address: string): Promise<boolean> {
   return p;
 }
 
-export async function usableLocalAddresses(addresses: readonly string[]): Promise<string[]> {
-  const ok = await Promise.all(addresses.map(isLocalAddress));
+/** `fresh`: look again (a reload: the operator may have added the addresses since). */
+export async function usableLocalAddresses(addresses: readonly string[], fresh = false): Promise<string[]> {
+  const ok = await Promise.all(addresses.map((a) => isLocalAddress(a, fresh)));
   return addresses.filter((_, i) => ok[i]);
 }

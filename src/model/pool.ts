@@ -25,8 +25,6 @@ export class PoolRuntime {
   failOpen = false;
   /** True while any member ramps, so the engine tick keeps refreshing. */
   ramping = false;
-  /** The monitor settings the members' health checks were last synced to (an unchanged member under it needs no sync). */
-  syncedMonitor: PoolConfig["healthmonitor"] | undefined = undefined;
 
   /** Source-IP stickiness (session_persistence), when configured. */
   persistence: PersistenceTable<MemberRuntime> | undefined;

@@ -18,7 +18,7 @@ export interface LbSpec {
   readonly id: string;
   /** Listeners bind here. */
   readonly vip: string;
-  /** Cross-VPC source addresses allocated from the backend subnets (SPEC §6 rule 5); [] when off. */
+  /** Cross-VPC source addresses (SPEC §6 rule 5) present on this host, used as local addresses; [] when off or none. */
   readonly snat: readonly string[];
   /** Listener settings as configured: address, port, access list, limit, idle timeout. */
   readonly listeners: readonly ListenerConfig[];

@@ -20,9 +20,12 @@ function files(dir: string): string[] {
 function importsOf(file: string): string[] {
   const text = readFileSync(file, "utf8");
   const out: string[] = [];
-  for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^;]*?from\s+"(\.[^"]+)"/g)) {
-    out.push(path.resolve(path.dirname(file), m[1]!.replace(/\.js$/, ".ts")));
-  }
+  const patterns = [
+    /(?:^|\n)\s*(?:import|export)\s[^;]*?from\s+"(\.[^"]+)"/g, // import … from "./x.js", export … from
+    /(?:^|\n)\s*import\s+"(\.[^"]+)"/g, // import "./x.js" (side effects)
+    /\bimport\(\s*"(\.[^"]+)"\s*\)/g, // import("./x.js")
+  ];
+  for (const re of patterns) for (const m of text.matchAll(re)) out.push(path.resolve(path.dirname(file), m[1]!.replace(/\.js$/, ".ts")));
   return out;
 }
 
