@@ -17,8 +17,11 @@ import type { Clock } from "../clock.js";
 import { Lb4Error } from "../errors.js";
 import { ipFamily, ipToBigInt, isLoopback } from "../ip.js";
 
-/** Paths that never need the token (cheap liveness probe for orchestrators). */
-export const PUBLIC_PATHS: ReadonlySet<string> = new Set(["/healthz"]);
+/**
+ * Paths that never need the token: the liveness probe for orchestrators, and the dashboard's
+ * static files (they hold no data; the page asks for the token when the API answers 401).
+ */
+export const PUBLIC_PATHS: ReadonlySet<string> = new Set(["/healthz", "/", "/dashboard/app.js", "/dashboard/app.css", "/dashboard/favicon.svg"]);
 
 type HeaderValue = string | string[] | undefined;
 

@@ -34,6 +34,8 @@ import {
   poolView,
   type RuntimeView,
 } from "./views.js";
+import type { Live, StreamSink } from "./live.js";
+import { assetHeaders } from "./dashboard/assets.js";
 
 export interface MetricsProvider {
   (): Promise<{ contentType: string; body: string }>;
@@ -46,6 +48,8 @@ export interface AdminContext {
   /** Re-read the config file and reload the engine (the same function SIGHUP uses). */
   reload: () => Promise<ReloadChanges | void>;
   metrics?: MetricsProvider | undefined;
+  /** The dashboard and the event stream (server.ts owns it). */
+  live?: Live | undefined;
 }
 
 export interface AdminRequest {
@@ -55,12 +59,16 @@ export interface AdminRequest {
   query: URLSearchParams;
   /** Raw request body (already size-limited). */
   body: Buffer;
+  /** Request headers, lower-case names (the event stream reads Last-Event-ID, the page If-None-Match). */
+  headers?: Record<string, string | string[] | undefined>;
 }
 
 export type AdminResponse =
   | { status: number; json: unknown; headers?: Record<string, string> }
-  | { status: number; text: string; contentType: string }
-  | { status: 204 };
+  | { status: number; text: string; contentType: string; headers?: Record<string, string> }
+  | { status: 204 | 304; headers?: Record<string, string> }
+  /** A stream of text (Server-Sent Events): server.ts sends the head, then hands the response over. */
+  | { status: 200; stream: (sink: StreamSink) => void; contentType: string; headers?: Record<string, string> };
 
 /** A refusal with an HTTP status and a stable `LB4.*` code; rendered as the cloud error body. */
 export class HttpError extends Error {
@@ -429,6 +437,60 @@ async function reloadRoute(ctx: AdminContext, req: AdminRequest): Promise<AdminR
   });
 }
 
+// ---------------------------------------------------------------- dashboard (SPEC §12)
+
+function live(ctx: AdminContext): Live {
+  if (!ctx.live) throw new HttpError(501, "LB4.NOT_IMPLEMENTED", "the dashboard and the event stream are not available from this lb4 instance");
+  return ctx.live;
+}
+
+function header(req: AdminRequest, name: string): string | undefined {
+  const v = req.headers?.[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** The page and its files, public (they hold no data; the API they read asks for the token). */
+function dashboardFile(ctx: AdminContext, req: AdminRequest): AdminResponse {
+  onlyQuery(req.query, []);
+  const assets = live(ctx).assets;
+  const path = req.path.length > 1 ? req.path.replace(/\/$/, "") : req.path;
+  const file = assets.files.get(path);
+  if (!file) {
+    if (path === "/" && assets.missing) throw new HttpError(503, "LB4.DASHBOARD_NOT_BUILT", `the dashboard is not available: ${assets.missing}`);
+    throw new HttpError(404, "LB4.NOT_FOUND", `no such dashboard file: ${req.path}`);
+  }
+  const headers = assetHeaders(file);
+  if (header(req, "if-none-match") === file.etag) return { status: 304, headers };
+  return { status: 200, text: file.body, contentType: file.contentType, headers };
+}
+
+async function dashboardState(ctx: AdminContext, req: AdminRequest): Promise<AdminResponse> {
+  onlyQuery(req.query, []);
+  return json(200, { dashboard: await live(ctx).state() });
+}
+
+/** A non-negative integer seq (`?since=`, Last-Event-ID), or undefined when not given. */
+function seqParam(value: string | undefined, name: string): number | undefined {
+  if (value === undefined || value.trim() === "") return undefined;
+  if (!/^\d{1,15}$/.test(value.trim())) throw new HttpError(400, "LB4.INVALID_REQUEST", `${name}: "${value}" is not an event seq (a non-negative integer)`);
+  return Number(value.trim());
+}
+
+/** `GET /v3/elb/events`: Server-Sent Events; resumes after `?since=N` or the Last-Event-ID header. */
+function eventsRoute(ctx: AdminContext, req: AdminRequest): AdminResponse {
+  onlyQuery(req.query, ["since"]);
+  const l = live(ctx);
+  const since = seqParam(req.query.get("since") ?? undefined, "since") ?? seqParam(header(req, "last-event-id"), "Last-Event-ID");
+  if (l.full) {
+    throw new HttpError(503, "LB4.TOO_MANY_STREAMS", `${l.maxStreams} event streams are open already; close a dashboard tab or an lb4 status --watch, then retry`, undefined, { "retry-after": "5" });
+  }
+  const contentType = "text/event-stream; charset=utf-8";
+  // A proxy must pass events on as they come (nginx buffers otherwise).
+  const headers = { "x-accel-buffering": "no" };
+  if (req.method === "HEAD") return { status: 200, text: "", contentType, headers };
+  return { status: 200, contentType, headers, stream: (sink) => l.open(sink, since) };
+}
+
 function healthz(): AdminResponse {
   return json(200, { status: "ok" });
 }
@@ -450,6 +512,10 @@ interface Route {
 
 const table: Array<[string, string, Handler]> = [
   ["GET", "/healthz", healthz],
+  ["GET", "/", dashboardFile],
+  ["GET", "/dashboard/:file", dashboardFile],
+  ["GET", "/v3/elb/dashboard", dashboardState],
+  ["GET", "/v3/elb/events", eventsRoute],
   ["GET", "/metrics", metricsRoute],
   ["POST", "/v3/elb/reload", reloadRoute],
   ["GET", "/v3/elb/loadbalancers", listLoadBalancersRoute],

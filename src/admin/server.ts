@@ -21,6 +21,7 @@ import { systemClock } from "../clock.js";
 import { AdminNames, admitRequest, authorize } from "./auth.js";
 import { HttpError, errorBody, matchRoute, toHttpError, type AdminContext, type AdminResponse, type MetricsProvider } from "./routes.js";
 import type { ReloadChanges } from "../control/changes.js";
+import { Live, type LiveOptions } from "./live.js";
 
 /** Largest request body accepted (a member is a few hundred bytes). */
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
@@ -45,6 +46,10 @@ export interface AdminServerOptions {
   reload: () => Promise<ReloadChanges | void>;
   metrics?: MetricsProvider | undefined;
   maxBodyBytes?: number;
+  /** The cluster's live instances for the dashboard (SPEC §11, §12), when there is a cluster. */
+  instances?: LiveOptions["instances"];
+  /** Event stream and chart timing (tests shorten them). */
+  live?: Pick<LiveOptions, "countersMs" | "heartbeatMs" | "maxStreams" | "historyIntervalMs" | "historySamples">;
 }
 
 export interface AdminServer {
@@ -99,6 +104,9 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     });
   });
   server.on("error", (err) => opts.logger.error({ ev: "admin_error", err: err.message }, "admin server error"));
+  const live = new Live({ engine: opts.engine, instances: opts.instances, ...opts.live });
+  ctx.live = live;
+  if (live.assets.missing) opts.logger.warn({ ev: "dashboard_missing", dir: live.assets.dir }, live.assets.missing);
 
   const a = server.address() as AddressInfo;
   let closing: Promise<void> | undefined;
@@ -106,6 +114,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     address: { host: a.address, port: a.port },
     close() {
       closing ??= new Promise<void>((resolve) => {
+        live.close(); // event streams never go idle by themselves
         server.close(() => resolve());
         server.closeIdleConnections();
         // Requests still in flight get a moment to finish, then their sockets are cut.
@@ -158,7 +167,7 @@ async function handle(ctx: AdminContext, { token, maxBody, names }: Settings, re
       });
     }
     const body = await readBody(req, maxBody);
-    response = await match.handler(ctx, { method, path, params: match.params, query: url.searchParams, body });
+    response = await match.handler(ctx, { method, path, params: match.params, query: url.searchParams, body, headers: req.headers });
   } catch (err) {
     if (req.socket.destroyed && !(err instanceof HttpError)) return; // the client went away mid-request
     const e = toHttpError(err);
@@ -231,9 +240,26 @@ function send(res: http.ServerResponse, r: AdminResponse): void {
   if (res.headersSent) return;
   const headers: Record<string, string | number> = { "cache-control": "no-store" };
   if ("headers" in r && r.headers) Object.assign(headers, r.headers);
-  if (r.status === 204) {
-    res.writeHead(204, headers);
+  if (r.status === 204 || r.status === 304) {
+    res.writeHead(r.status, headers);
     res.end();
+    return;
+  }
+  if ("stream" in r) {
+    headers["content-type"] = r.contentType;
+    // A stream ends only when lb4 ends it or the reader leaves: then the connection goes too.
+    headers["connection"] = "close";
+    res.writeHead(r.status, headers);
+    res.flushHeaders();
+    res.socket?.setNoDelay(true);
+    r.stream({
+      write: (text) => {
+        res.write(text);
+        return res.writableLength;
+      },
+      end: () => res.end(),
+      onClose: (fn) => (res.closed ? queueMicrotask(fn) : res.once("close", fn)),
+    });
     return;
   }
   let body: Buffer;

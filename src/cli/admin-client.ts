@@ -126,6 +126,24 @@ export class AdminClient {
     }
   }
 
+  /**
+   * Open a Server-Sent Events stream (`GET /v3/elb/events`) and return the response, whose body
+   * the caller reads until `signal` aborts. No timeout: a stream stays open. Refusals as request().
+   */
+  async stream(path: string, signal: AbortSignal): Promise<Response> {
+    const url = new URL(`${this.url}${path.startsWith("/") ? path : `/${path}`}`);
+    const headers: Record<string, string> = { accept: "text/event-stream" };
+    if (this.token !== undefined) headers["x-auth-token"] = this.token;
+    let res: Response;
+    try {
+      res = await fetch(url, { headers, signal });
+    } catch (err) {
+      throw this.unreachable(err);
+    }
+    if (!res.ok) throw this.refused("GET", path, res.status, await res.text());
+    return res;
+  }
+
   get<T = unknown>(path: string): Promise<T> {
     return this.request<T>("GET", path);
   }

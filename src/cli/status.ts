@@ -9,6 +9,8 @@ import { seg, type AdminClient } from "./admin-client.js";
 import { adminOptions, clientFor, printJson, table, type AdminOptions } from "./format.js";
 import { hostPort, membersTable } from "./members.js";
 import type { ReloadChanges } from "../control/changes.js";
+import type { CountersEvent } from "../admin/dashboard/state.js";
+import { SseParser, type SseMessage } from "../admin/sse.js";
 
 interface ListenerJson {
   id: string;
@@ -37,18 +39,22 @@ type LoadBalancerStatus = Omit<LoadBalancerView, "listeners" | "pools"> & { list
 
 /** The load balancers with their listeners, pools and members as full objects (`lb4 status --json`). */
 export interface StatusSnapshot {
+  /** The TCP data plane lb4 runs (`handles` or `net`, from /healthz); absent from an lb4 that does not say. */
+  dataplane?: string;
   loadbalancers: LoadBalancerStatus[];
 }
 
 export async function fetchStatus(client: AdminClient): Promise<StatusSnapshot> {
-  const [lbs, listeners, pools] = await Promise.all([
+  const [lbs, listeners, pools, health] = await Promise.all([
     client.get<{ loadbalancers: LoadBalancerView[] }>("/v3/elb/loadbalancers"),
     client.get<{ listeners: ListenerJson[] }>("/v3/elb/listeners"),
     client.get<{ pools: PoolJson[] }>("/v3/elb/pools"),
+    client.get<{ dataplane?: unknown }>("/healthz"),
   ]);
   const members = await Promise.all(pools.pools.map((p) => client.get<{ members: MemberView[] }>(`/v3/elb/pools/${seg(p.id)}/members`)));
   const poolsWithMembers: PoolStatus[] = pools.pools.map((p, i) => ({ ...p, members: members[i]!.members }));
   return {
+    ...(typeof health?.dataplane === "string" ? { dataplane: health.dataplane } : {}),
     loadbalancers: lbs.loadbalancers.map((lb) => ({
       ...lb,
       listeners: listeners.listeners.filter((l) => l.loadbalancer_id === lb.id),
@@ -59,7 +65,8 @@ export async function fetchStatus(client: AdminClient): Promise<StatusSnapshot> 
 
 export function renderStatus(s: StatusSnapshot): string {
   const out: string[] = [];
-  if (!s.loadbalancers.length) return "no load balancers configured";
+  const dataplane = s.dataplane ? `\nTCP data plane: ${s.dataplane}` : "";
+  if (!s.loadbalancers.length) return `no load balancers configured${dataplane}`;
   for (const lb of s.loadbalancers) {
     out.push(`Load balancer ${lb.id}${lb.name ? ` (${lb.name})` : ""}  vip ${lb.vip_address}${lb.vpc_id ? `  vpc ${lb.vpc_id}` : ""}`);
     if (lb.ip_target_enable) {
@@ -98,7 +105,101 @@ export function renderStatus(s: StatusSnapshot): string {
     }
     out.push("");
   }
-  return out.join("\n").trimEnd();
+  return `${out.join("\n").trimEnd()}${dataplane}`;
+}
+
+/** How often `status --watch` redraws on counters alone (a control event redraws at once). */
+export const WATCH_REDRAW_MS = 2000;
+
+/** The live numbers of a `counters` event, folded into a status snapshot. */
+export function applyCounters(s: StatusSnapshot, c: CountersEvent): void {
+  for (const lb of s.loadbalancers) {
+    for (const l of lb.listeners) {
+      const x = c.listeners[l.id];
+      if (x) Object.assign(l, { active_connections: x.active, total_connections: x.total });
+    }
+    for (const p of lb.pools) {
+      const byId = c.members[p.id];
+      if (!byId) continue;
+      for (const m of p.members) {
+        const x = byId[m.id];
+        if (x) Object.assign(m, { active_connections: x.active, effective_weight: x.effective_weight, operating_status: x.operating_status, health: x.health });
+      }
+    }
+  }
+}
+
+export interface WatchOptions {
+  json: boolean;
+  /** Clear the screen before each redraw (a terminal). */
+  tty: boolean;
+  signal: AbortSignal;
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+/**
+ * `lb4 status --watch`: read the admin API's event stream; redraw the status on each control
+ * event (health, member change, reload) and, on counters, every WATCH_REDRAW_MS. With --json,
+ * print every event as one JSON line instead ({"type": …, …}). A dropped stream is resumed
+ * after the last event seen; the first connection failing is an error (exit 1).
+ */
+export async function watchStatus(client: AdminClient, opts: WatchOptions): Promise<void> {
+  let since: number | undefined;
+  let snapshot: StatusSnapshot | undefined;
+  let lastDraw = 0;
+  let connected = false;
+  const draw = () => {
+    if (!snapshot) return;
+    lastDraw = Date.now();
+    const head = `lb4 status --watch  ${client.url}  ${new Date().toLocaleTimeString("en-GB", { hour12: false })}  (Ctrl-C to stop)`;
+    opts.out(`${opts.tty ? "\x1b[H\x1b[2J" : "\n"}${head}\n\n${renderStatus(snapshot)}\n`);
+  };
+  const onMessage = async (m: SseMessage) => {
+    let data: Record<string, unknown>;
+    try {
+      data = JSON.parse(m.data) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    if (opts.json) {
+      opts.out(`${JSON.stringify({ type: m.event, ...data })}\n`);
+      return;
+    }
+    if (m.event === "counters") {
+      if (snapshot) applyCounters(snapshot, data as unknown as CountersEvent);
+      if (Date.now() - lastDraw >= WATCH_REDRAW_MS) draw();
+    } else if (m.event !== "hello") {
+      snapshot = await fetchStatus(client);
+      draw();
+    }
+  };
+  while (!opts.signal.aborted) {
+    try {
+      const res = await client.stream(`/v3/elb/events${since !== undefined ? `?since=${since}` : ""}`, opts.signal);
+      if (connected) opts.err("lb4 status --watch: event stream resumed\n");
+      connected = true;
+      if (!opts.json) {
+        snapshot = await fetchStatus(client);
+        draw();
+      }
+      const parser = new SseParser();
+      const decoder = new TextDecoder();
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        for (const m of parser.push(decoder.decode(chunk, { stream: true }))) {
+          if (m.id !== undefined && /^\d+$/.test(m.id)) since = Number(m.id);
+          if (since === undefined && m.event === "hello") since = Number((JSON.parse(m.data) as { last_seq: number }).last_seq);
+          await onMessage(m);
+        }
+      }
+    } catch (err) {
+      if (opts.signal.aborted) return;
+      if (!connected) throw err;
+    }
+    if (opts.signal.aborted) return;
+    opts.err("lb4 status --watch: lost the event stream; reconnecting in 1 s\n");
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }
 
 export function registerStatus(program: Command): void {
@@ -116,15 +217,41 @@ Examples:
   lb4 status
   lb4 status --admin http://10.0.0.5:9870 --token "$LB4_ADMIN_TOKEN"
   lb4 status --json
+  lb4 status --watch          (redraws on every health change, member change or reload, and every 2 s)
+  lb4 status --watch --json   (the event stream as JSON lines: health, member_added, member_updated,
+                               member_removed, reload, counters every second, hello first)
 
 Columns: EFFECTIVE is the weight the scheduler uses now (slow start, health, drain and admin
 state applied); STATUS is ONLINE, OFFLINE or NO_MONITOR, and OFFLINE (UNCHECKED) for a member whose first health check has not run yet; ACTIVE counts open connections.`,
       ),
-  ).action(async (opts: AdminOptions) => {
-    const s = await fetchStatus(clientFor(opts));
-    if (opts.json) return printJson(s);
-    console.log(renderStatus(s));
-  });
+  )
+    .option("-w, --watch", "keep running and redraw from the admin API's event stream (GET /v3/elb/events) until Ctrl-C; with --json, print the events as JSON lines")
+    .action(async (opts: AdminOptions & { watch?: boolean }) => {
+      if (opts.watch) return watchCommand(opts);
+      const s = await fetchStatus(clientFor(opts));
+      if (opts.json) return printJson(s);
+      console.log(renderStatus(s));
+    });
+}
+
+/** `status --watch` until Ctrl-C (or SIGTERM), which ends it with exit 0. */
+async function watchCommand(opts: AdminOptions): Promise<void> {
+  const abort = new AbortController();
+  const stop = () => abort.abort();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  try {
+    await watchStatus(clientFor(opts), {
+      json: !!opts.json,
+      tty: !!process.stdout.isTTY && !opts.json,
+      signal: abort.signal,
+      out: (t) => process.stdout.write(t),
+      err: (t) => process.stderr.write(t),
+    });
+  } finally {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+  }
 }
 
 export function registerReload(program: Command): void {
