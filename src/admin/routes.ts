@@ -12,6 +12,7 @@ import type { Engine, MemberPatch } from "../engine.js";
 import { CONFIG_INVALID, ConfigError, ConflictError, Lb4Error, NotFoundError, NotSupportedError, formatProblem, type Problem } from "../errors.js";
 import { plainDataProblems } from "../config/plain-data.js";
 import { ipFamily } from "../ip.js";
+import { dataplanePath } from "../platform/dataplane-path.js";
 import type { ReloadChanges } from "../control/changes.js";
 import {
   findHealthMonitor,
@@ -492,7 +493,7 @@ function eventsRoute(ctx: AdminContext, req: AdminRequest): AdminResponse {
 }
 
 function healthz(): AdminResponse {
-  return json(200, { status: "ok" });
+  return json(200, { status: "ok", dataplane: dataplanePath() });
 }
 
 async function metricsRoute(ctx: AdminContext, req: AdminRequest): Promise<AdminResponse> {

@@ -303,7 +303,7 @@ for (const mode of [{ token: false }, { token: true }] as const) {
         s.write(`GET /healthz HTTP/1.0\r\n\r\n`);
       });
       expect(out).toMatch(/^HTTP\/1\.1 200 /);
-      expect(out).toContain('{"status":"ok"}');
+      expect(out).toContain('{"status":"ok"');
     });
   });
 }

@@ -177,7 +177,7 @@ describe("refused requests change nothing", () => {
     expect((await api(lb.url, "GET", "/v3/elb/pools", { token: null })).headers.get("www-authenticate")).toContain("Bearer");
     // /healthz needs no token; Bearer works like X-Auth-Token.
     const hz = await api(lb.url, "GET", "/healthz", { token: null });
-    expect([hz.status, hz.body]).toEqual([200, { status: "ok" }]);
+    expect([hz.status, hz.body]).toEqual([200, { status: "ok", dataplane: expect.stringMatching(/^(handles|net)$/) }]);
     expect((await api(lb.url, "GET", "/v3/elb/pools", { token: null, headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
     // The connection is still usable after a refusal (keep-alive), and traffic is untouched.
     expect(await whoAnswers(port)).toBe("a");

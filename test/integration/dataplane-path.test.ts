@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { dataplaneChoice, handlesProblem } from "../../src/platform/dataplane-path.js";
 import { probe } from "../../src/platform/stream-handles.js";
 import { withDataplane } from "../helpers/engine.js";
-import { adminConfig, api, startLb4, useChildFixture, writeConfig } from "../helpers/lb4-child.js";
+import { TOKEN, adminConfig, api, runCli, startLb4, useChildFixture, writeConfig } from "../helpers/lb4-child.js";
 import { connect, echoServer, freePort } from "../helpers/net.js";
 
 const fx = useChildFixture();
@@ -36,8 +36,8 @@ describe("the data plane in use", () => {
     }
   });
 
-  it.skipIf(forcedNet)("lb4 start runs the handle data plane by default: its start line and /metrics say so, and it forwards", () => startAndCheck(undefined, "handles"));
-  it("lb4 start with LB4_DATAPLANE=net runs net: its start line and /metrics say so, and it forwards", () => startAndCheck("net", "net"));
+  it.skipIf(forcedNet)("lb4 start runs the handle data plane by default: its start line, /metrics, /healthz and lb4 status say so, and it forwards", () => startAndCheck(undefined, "handles"));
+  it("lb4 start with LB4_DATAPLANE=net runs net: its start line, /metrics, /healthz and lb4 status say so, and it forwards", () => startAndCheck("net", "net"));
 });
 
 async function startAndCheck(env: string | undefined, want: string): Promise<void> {
@@ -66,6 +66,10 @@ async function startAndCheck(env: string | undefined, want: string): Promise<voi
     expect(start.dataplane).toBe(want);
     const metrics = await api(lb.url, "GET", "/metrics");
     expect(metrics.text).toContain(`lb4_dataplane_info{path="${want}"} 1`);
+    expect((await api(lb.url, "GET", "/healthz", { token: null })).body).toEqual({ status: "ok", dataplane: want });
+    const status = await runCli(["status"], { LB4_ADMIN_URL: lb.url, LB4_ADMIN_TOKEN: TOKEN });
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain(`TCP data plane: ${want}`);
     const c = await connect(port);
     c.write("ping");
     const [echoed] = (await once(c, "data")) as [Buffer];
