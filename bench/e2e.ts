@@ -10,7 +10,7 @@
  * generators (and this harness) on CPU 1.
  *
  *   node --import tsx bench/e2e.ts [--quick] [--reps N] [--duration S] [--only w1,w2]
- *        [--targets direct,lb4,...] [--install-peers] [--cpu-prof WORKLOAD] [--quiet-wait S]
+ *        [--targets direct,lb4,lb4-net,raw,...] [--install-peers] [--cpu-prof WORKLOAD] [--quiet-wait S]
  *        [--out FILE]
  *
  * --cpu-prof W: one extra lb4 run of workload W under node --cpu-prof (not in the table);
@@ -485,6 +485,7 @@ async function main(): Promise<void> {
       haproxy: "mode tcp, nbthread 1, no logging",
       nginx: "stream, worker_processes 1, no access log",
       naive: "bench/e2e/naive-proxy.mjs: net.createServer + two pipes (UDP: one socket per flow)",
+      raw: "LB4_BENCH_RAW: a bare proxy on libuv stream handles, run with UBUF=1 FASTCLOSE=1 (no lb4 features)",
     },
     results,
   };

@@ -11,8 +11,12 @@ import { fileURLToPath } from "node:url";
 import { freePort, hasCommand, runTool, spawnTracked, stopChild, waitListening } from "./proc.js";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-/** lb4 runs its default TCP data plane (handles where the probe passes); lb4-net forces LB4_DATAPLANE=net. */
-export const TARGETS = ["direct", "lb4", "lb4-net", "naive", "haproxy", "nginx"] as const;
+/**
+ * lb4 runs its default TCP data plane (handles where the probe passes); lb4-net forces
+ * LB4_DATAPLANE=net. raw: a bare proxy script on the same handles without lb4's features
+ * (`node SCRIPT LISTEN_PORT UPSTREAM_PORT`, from LB4_BENCH_RAW), TCP only, for what lb4 adds.
+ */
+export const TARGETS = ["direct", "lb4", "lb4-net", "naive", "raw", "haproxy", "nginx"] as const;
 export type TargetName = (typeof TARGETS)[number];
 export type Proto = "tcp" | "udp";
 
@@ -49,6 +53,9 @@ export function available(name: TargetName, proto: Proto): Availability {
     case "lb4-net":
     case "naive":
       return { ok: true };
+    case "raw":
+      if (proto === "udp") return { ok: false, reason: "TCP only" };
+      return process.env.LB4_BENCH_RAW ? { ok: true } : { ok: false, reason: "set LB4_BENCH_RAW to the script" };
     case "haproxy":
       if (proto === "udp") return { ok: false, reason: "HAProxy 2.6 has no UDP proxying" };
       return hasCommand("haproxy") ? { ok: true } : { ok: false, reason: "haproxy not installed (use --install-peers)" };
@@ -228,6 +235,14 @@ export async function startTarget(name: TargetName, ctx: StartCtx): Promise<Runn
       stderr: path.join(dir, "naive.log"),
     });
     await withLogTail(waitListening(ctx.proto, port, 10_000, child, "naive proxy"), path.join(dir, "naive.log"));
+  } else if (name === "raw") {
+    child = spawnTracked(process.execPath, [process.env.LB4_BENCH_RAW!, String(port), String(ctx.upstreamPort)], {
+      cpu: ctx.cpu,
+      env: { ...process.env, UBUF: "1", FASTCLOSE: "1" },
+      stdout: path.join(dir, "raw.log"),
+      stderr: path.join(dir, "raw.log"),
+    });
+    await withLogTail(waitListening(ctx.proto, port, 10_000, child, "raw proxy"), path.join(dir, "raw.log"));
   } else if (name === "haproxy") {
     const cfg = `global
   nbthread 1
