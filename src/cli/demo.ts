@@ -171,6 +171,7 @@ export async function runDemo(opts: { port: number; adminPort?: number | undefin
       `  (or, with socat: for i in 1 2 3; do echo hi | socat -t1 - UDP:127.0.0.1:${port}; done)`,
       "",
       `Admin API (loopback, no token): ${adminUrl}  — also ${adminUrl}/metrics and ${adminUrl}/healthz`,
+      `Dashboard: ${adminUrl}/  (open it in a browser: members, health and traffic, live; lb4 status --watch shows the same in a terminal)`,
       ...adminHint,
       "Change the pool while traffic runs (the README's \"Runtime control\" commands work as written):",
       "  lb4 status",

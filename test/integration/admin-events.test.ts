@@ -180,7 +180,7 @@ describe("GET /v3/elb/events", () => {
     }
   });
 
-  it.each([
+  it.each<{ name: string; since: (url: string) => string; headers: Record<string, string>; want: number[] }>([
     { name: "?since=0 replays every event held", since: (url: string) => `${url}/v3/elb/events?since=0`, headers: {}, want: [1, 2, 3] },
     { name: "?since=2 replays the ones after 2", since: (url: string) => `${url}/v3/elb/events?since=2`, headers: {}, want: [3] },
     { name: "Last-Event-ID: 1 resumes after 1", since: (url: string) => `${url}/v3/elb/events`, headers: { "last-event-id": "1" }, want: [2, 3] },
@@ -209,7 +209,7 @@ describe("GET /v3/elb/events", () => {
     expect(json(await future.next((m) => m.event === "reset"))).toMatchObject({ since: 999999 });
   });
 
-  it.each([
+  it.each<{ name: string; path?: string; headers: Record<string, string>; status: number; code: string }>([
     { name: "no token", headers: {}, status: 401, code: "LB4.UNAUTHORIZED" },
     { name: "a bad since", path: "?since=abc", headers: { "x-auth-token": TOKEN }, status: 400, code: "LB4.INVALID_REQUEST" },
     { name: "a bad Last-Event-ID", headers: { "x-auth-token": TOKEN, "last-event-id": "-1" }, status: 400, code: "LB4.INVALID_REQUEST" },
@@ -344,6 +344,14 @@ describe("GET / (the dashboard's files)", () => {
     }
     const js = await (await fetch(`${url}/dashboard/app.js`)).text();
     expect(js).not.toMatch(/https?:\/\/(?!www\.w3\.org\/2000\/svg)/); // no URL but the SVG namespace
+  });
+
+  it("every file the page loads is public, and nothing else under /dashboard is", async () => {
+    const { PUBLIC_PATHS } = await import("../../src/admin/auth.js");
+    const { loadDashboardAssets } = await import("../../src/admin/dashboard/assets.js");
+    const served = [...loadDashboardAssets().files.keys()].sort();
+    expect(served).toEqual(["/", "/dashboard/app.css", "/dashboard/app.js", "/dashboard/favicon.svg"]);
+    expect([...PUBLIC_PATHS].filter((p) => p === "/" || p.startsWith("/dashboard/")).sort()).toEqual(served);
   });
 
   it("answers a matching If-None-Match with 304", async () => {

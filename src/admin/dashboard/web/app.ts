@@ -272,10 +272,13 @@ class ListenerCard {
   private readonly bytesChart = h("div", { class: "chart" });
   private readonly windowLabel = h("span", { class: "sub" });
   private points: ChartPoint[] = [];
+  /** UDP counts flows (a client address:port), TCP connections. */
+  private readonly unit: string;
   l: DashboardListener;
 
   constructor(l: DashboardListener) {
     this.l = l;
+    this.unit = l.protocol === "UDP" ? "new flows" : "new connections";
     this.el = h(
       "div",
       { class: "listener", "data-listener": l.id },
@@ -300,7 +303,7 @@ class ListenerCard {
       h(
         "div",
         { class: "charts" },
-        h("figure", { class: "conn" }, h("figcaption", {}, h("span", {}, "new connections/s "), this.connNow, this.connMax), this.connChart),
+        h("figure", { class: "conn" }, h("figcaption", {}, h("span", {}, `${this.unit}/s `), this.connNow, this.connMax), this.connChart),
         h("figure", { class: "bytes" }, h("figcaption", {}, h("span", {}, "bytes/s "), this.bytesNow, this.bytesMax), this.bytesChart),
       ),
       h("div", { class: "l-foot" }, this.windowLabel),
@@ -347,7 +350,7 @@ class ListenerCard {
     const maxBytes = Math.max(0, ...inWindow.map((p) => p.bytes));
     setText(this.connMax, inWindow.length ? ` peak ${fmt.rate(maxConn)}` : "");
     setText(this.bytesMax, inWindow.length ? ` peak ${fmt.bytesRate(maxBytes)}` : "");
-    replaceChildren(this.connChart, sparkline(inWindow.map((p) => ({ t: p.t, v: p.conn })), { windowMs, end, cls: "conn", label: `new connections per second, last ${windowMs / 60000} minutes` }));
+    replaceChildren(this.connChart, sparkline(inWindow.map((p) => ({ t: p.t, v: p.conn })), { windowMs, end, cls: "conn", label: `${this.unit} per second, last ${windowMs / 60000} minutes` }));
     replaceChildren(this.bytesChart, sparkline(inWindow.map((p) => ({ t: p.t, v: p.bytes })), { windowMs, end, cls: "bytes", label: `bytes per second, last ${windowMs / 60000} minutes` }));
     setText(this.windowLabel, inWindow.length < 2 ? `charts: last ${windowMs / 60000} min, a point every ${h0.interval_s} s (collecting…)` : `last ${windowMs / 60000} min, a point every ${h0.interval_s} s`);
   }
@@ -664,7 +667,8 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 2000));
     }
   }
-  stream = openEventStream(state!.last_event_seq, { message: onMessage, connected: setLive });
+  // Start a little back: the recent events fill the log (and only read the state again).
+  stream = openEventStream(Math.max(0, state!.last_event_seq - LOG_MAX), { message: onMessage, connected: setLive });
   // Ages of the last checks move on even when nothing else does.
   setInterval(() => {
     for (const r of rows.values()) r.renderCheck();
