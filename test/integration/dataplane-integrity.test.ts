@@ -35,11 +35,24 @@ async function send(s: net.Socket, total: number, seed: number): Promise<string>
     const chunk = BLOCK.subarray(off, off + len);
     h.update(chunk);
     sent += len;
-    if (!s.write(chunk)) await Promise.race([once(s, "drain"), once(s, "close")]);
+    if (!s.write(chunk)) await drainOrClose(s);
     if (s.destroyed) throw new Error(`socket closed after ${sent} of ${total} bytes`);
   }
   s.end();
   return h.digest("hex");
+}
+
+/** Resolves on the socket's next 'drain' or its 'close', leaving no listener behind. */
+function drainOrClose(s: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      s.off("drain", done);
+      s.off("close", done);
+      resolve();
+    };
+    s.on("drain", done);
+    s.on("close", done);
+  });
 }
 
 /** The sha256 and length of everything `s` reads until its end. */
