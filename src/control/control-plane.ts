@@ -23,7 +23,8 @@ import type { PoolRuntime } from "../model/pool.js";
 import { headerModeOf, type RampSpec } from "../model/snapshot.js";
 import { rampForNewMember } from "../scheduling/weights.js";
 import { silentLogger } from "../log.js";
-import { applyOverlay, emptyState, StateStore, type HealthSnapshot, type RuntimeState } from "../state/store.js";
+import { StateStore, type HealthSnapshot } from "../state/store.js";
+import { FileMembership, type MembershipSource } from "./membership.js";
 import type { Plan } from "../model/plan.js";
 import { describeChanges, summarizeChanges, type ReloadChanges } from "./changes.js";
 import { EventLog } from "./events.js";
@@ -82,7 +83,9 @@ export class Engine {
   config!: Config;
   /** The config as given (file or object), before runtime member changes. */
   base!: Config;
-  private state: RuntimeState = emptyState();
+  /** Where membership comes from and where accepted changes are made durable. */
+  private source: MembershipSource = new FileMembership(undefined);
+  /** state_dir, for health.json (and the file membership's state.json). */
   private store: StateStore | undefined;
   private readonly persistState: boolean;
   /** Last known health from before this start (SPEC §4: a restart is not a new member); used by the first commit only. */
@@ -142,11 +145,12 @@ export class Engine {
       this.store = new StateStore(path.resolve(base.state_dir));
       const stale = await this.store.removeStaleTemps();
       if (stale > 0) this.logger.info({ ev: "state_cleanup", removed: stale }, `removed ${stale} temporary file(s) left in ${this.store.dir} by an interrupted write`);
-      this.state = await this.store.load();
       this.restoredHealth = (await this.store.loadHealth()).members;
     }
-    const config = this.validate(applyOverlay(base, this.state), true);
-    await this.persist(this.stateFor(config));
+    this.source = new FileMembership(this.store);
+    await this.source.load();
+    const config = this.validate(this.source.membership(base), true);
+    await this.source.acceptConfig(config);
     await this.commit(config, true);
     const restored = Object.keys(this.restoredHealth).length;
     this.restoredHealth = {};
@@ -159,7 +163,7 @@ export class Engine {
    * (with the persisted "ever enabled" facts), and what this build can serve.
    */
   validate(input: unknown, withState = false): Config {
-    return gate(input, withState ? { state: this.state, ...(this.store ? { stateFile: this.store.file } : {}) } : {});
+    return gate(input, withState ? this.gateState() : {});
   }
 
   /** Replace the base config (file or object) and re-apply runtime member changes on top, as a diff. */
@@ -168,16 +172,15 @@ export class Engine {
       let changes: ReloadChanges;
       try {
         const base = this.validate(input);
-        const config = this.validate(applyOverlay(base, this.state), true);
-        const before = this.state;
-        await this.persist(this.stateFor(config));
+        const config = this.validate(this.source.membership(base), true);
+        const undo = await this.source.acceptConfig(config);
         const prev = this.config;
         let plan: Plan;
         try {
           plan = await this.commit(config, false);
         } catch (err) {
           // Nothing runs differently (a bind failed): neither may the persisted facts (a pool's overlay, cross-VPC on).
-          await this.persist(before).catch((e: unknown) => this.logger.error({ err: e }, "could not restore the state after a refused reload"));
+          await undo().catch((e: unknown) => this.logger.error({ err: e }, "could not restore the state after a refused reload"));
           throw err;
         }
         changes = describeChanges(prev, config, plan);
@@ -243,9 +246,9 @@ export class Engine {
       const before = this.config.loadbalancers[lbIndex]!.pools[poolIndex]!.members;
       const members = before.slice();
       const changed = edit(members);
-      const next = gateMemberChange(this.config, { lbIndex, poolIndex, members, changed }, { state: this.state, ...(this.store ? { stateFile: this.store.file } : {}) });
+      const next = gateMemberChange(this.config, { lbIndex, poolIndex, members, changed }, this.gateState());
       const after = next.loadbalancers[lbIndex]!.pools[poolIndex]!.members;
-      await this.persist(this.stateForChange(poolId, before, after), true);
+      await this.source.acceptChange(poolId, before, after);
       if (this.closed) throw new Lb4Error("LB4.CLOSED", "the load balancer is closed");
       await this.commit(next, false, new Set([poolId]));
       const result = changed >= 0 ? after[changed]! : before.find((m) => !after.includes(m))!;
@@ -254,39 +257,10 @@ export class Engine {
     });
   }
 
-  /** The state to persist for a config about to run (reload, start): cross-VPC facts, overlays of pools that still exist. */
-  private stateFor(next: Config): RuntimeState {
-    const state: RuntimeState = structuredClone(this.state);
-    for (const lb of next.loadbalancers) if (lb.ip_target_enable && !state.cross_vpc_enabled.includes(lb.id)) state.cross_vpc_enabled.push(lb.id);
-    const poolIds = new Set(next.loadbalancers.flatMap((lb) => lb.pools.map((p) => p.id)));
-    for (const id of Object.keys(state.members)) if (!poolIds.has(id)) delete state.members[id];
-    return state;
-  }
-
-  /** The state with one pool's member change folded into its overlay; other pools are shared, not copied. */
-  private stateForChange(poolId: string, before: readonly MemberConfig[], after: readonly MemberConfig[]): RuntimeState {
-    const prev = this.state.members[poolId];
-    const o = { upsert: { ...prev?.upsert }, deleted: prev ? [...prev.deleted] : [] };
-    const afterIds = new Set(after.map((m) => m.id));
-    for (const m of before) {
-      if (!afterIds.has(m.id)) {
-        delete o.upsert[m.id];
-        if (!o.deleted.includes(m.id)) o.deleted.push(m.id);
-      }
-    }
-    const was = new Set(before);
-    for (const m of after) {
-      if (was.has(m)) continue; // the same object: untouched by this change
-      o.upsert[m.id] = m;
-      o.deleted = o.deleted.filter((d) => d !== m.id);
-    }
-    return { ...this.state, members: { ...this.state.members, [poolId]: o } };
-  }
-
-  /** Durable before anything is acknowledged; skipped when persistence is off or (unless `changed`) nothing changed. */
-  private async persist(state: RuntimeState, changed = false): Promise<void> {
-    if (this.store && (changed || JSON.stringify(state) !== JSON.stringify(this.state))) await this.store.save(state);
-    this.state = state;
+  /** What the gate needs of the membership source: its persisted facts and where they live. */
+  private gateState(): { state: ReturnType<MembershipSource["facts"]>; stateFile?: string } {
+    const where = this.source.where;
+    return { state: this.source.facts(), ...(where ? { stateFile: where } : {}) };
   }
 
   /**
