@@ -40,6 +40,7 @@ import type { Listener } from "./listener.js";
 import { ListenerStats, type EndReason, type Traffic } from "./stats.js";
 import type { TcpConn } from "./tcp-conn.js";
 import { MAX_CONNECT_TRIES, type TcpListenerDeps } from "./tcp.js";
+import { connectTimeoutError, logConnection, sweepVerdict, SWEEP_DRAIN, SWEEP_IDLE, SWEEP_RETRY } from "./tcp-common.js";
 
 const FDS_PER_CONNECTION = 2;
 /** Bytes of one read buffer (one per connected handle). */
@@ -446,23 +447,7 @@ export class HandleSession implements TcpConn {
     l.stats.bytesIn += bytesIn;
     l.stats.bytesOut += bytesOut;
     l.deps.onSessionEnd?.(this);
-    if (l.accessLog) {
-      const log = l.deps.accessLog;
-      const r = log.next();
-      r.udp = false;
-      r.prefix = l.logPrefix;
-      r.ip = this.ip;
-      r.port = this.port;
-      r.member = m ? m.logField : '"member":null,"member_id":null';
-      r.bytesIn = bytesIn;
-      r.bytesOut = bytesOut;
-      const end = l.deps.clock();
-      r.endedAt = end;
-      r.durationMs = Math.round(end - this.startedAt);
-      r.end = this.reason;
-      r.error = this.error ? ((this.error as NodeJS.ErrnoException).code ?? this.error.message) : "";
-      log.commit();
-    }
+    logConnection(l, this, m, bytesIn, bytesOut);
   }
 
   /** Bytes read on both sides so far (live traffic, idle detection). */
@@ -477,25 +462,17 @@ export class HandleSession implements TcpConn {
   /** Engine tick: connect timeout, idle timeout, drain deadline. */
   sweep(now: number, idleMs: number): void {
     if (this.ended) return;
-    if (this.connectDeadline <= now) {
-      this.connectDeadline = Infinity;
-      this.retry(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" }));
-      return;
-    }
-    if (!this.isConnected) return;
-    const m = this.member;
-    if (m && m.drainDeadline <= now) {
-      this.listener.stats.drainClosed++;
-      this.fail("drained");
-      return;
-    }
-    const bytes = this.client.nread + (this.upstream ? this.upstream.nread : 0);
-    if (bytes !== this.lastBytes) {
-      this.lastBytes = bytes;
-      this.idleSince = now;
-    } else if (now - this.idleSince >= idleMs) {
-      this.listener.stats.idleClosed++;
-      this.fail("idle_timeout");
+    switch (sweepVerdict(this, this.isConnected, this.client.nread + (this.upstream ? this.upstream.nread : 0), now, idleMs)) {
+      case SWEEP_RETRY:
+        this.retry(connectTimeoutError());
+        return;
+      case SWEEP_DRAIN:
+        this.listener.stats.drainClosed++;
+        this.fail("drained");
+        return;
+      case SWEEP_IDLE:
+        this.listener.stats.idleClosed++;
+        this.fail("idle_timeout");
     }
   }
 }

@@ -25,6 +25,7 @@ import { IntrusiveList } from "./intrusive-list.js";
 import { admit, countHandover, limitOf, pickMember } from "./admission.js";
 import { sharedFdBudget, type FdBudget } from "./fd-budget.js";
 import { peerAddress, setListenerNoDelay } from "../platform/node-internals.js";
+import { connectTimeoutError, logConnection, sweepVerdict, SWEEP_DRAIN, SWEEP_IDLE, SWEEP_RETRY } from "./tcp-common.js";
 
 /** At most this many connect attempts per client: the first and 2 retries (SPEC §3). */
 export const MAX_CONNECT_TRIES = 3;
@@ -298,48 +299,23 @@ export class TcpSession implements TcpConn {
     l.stats.bytesIn += bytesIn;
     l.stats.bytesOut += bytesOut;
     l.deps.onSessionEnd?.(this);
-    if (l.accessLog) {
-      const log = l.deps.accessLog;
-      const r = log.next();
-      r.udp = false;
-      r.prefix = l.logPrefix;
-      r.ip = this.ip;
-      r.port = this.port;
-      r.member = m ? m.logField : '"member":null,"member_id":null';
-      r.bytesIn = bytesIn;
-      r.bytesOut = bytesOut;
-      const end = l.deps.clock();
-      r.endedAt = end;
-      r.durationMs = Math.round(end - this.startedAt);
-      r.end = this.reason;
-      r.error = this.error ? ((this.error as NodeJS.ErrnoException).code ?? this.error.message) : "";
-      log.commit();
-    }
+    logConnection(l, this, m, bytesIn, bytesOut);
   }
 
   /** Engine tick: connect timeout, idle timeout, drain deadline. */
   sweep(now: number, idleMs: number): void {
-    if (this.failing) return; // closing already; its 'close' events end it
-    if (this.connectDeadline <= now) {
-      this.connectDeadline = Infinity;
-      const e = Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" });
-      this.retry(e);
-      return;
-    }
-    if (!this.isConnected) return;
-    const m = this.member;
-    if (m && m.drainDeadline <= now) {
-      this.listener.stats.drainClosed++;
-      this.fail("drained");
-      return;
-    }
-    const bytes = this.client.bytesRead + (this.upstream ? this.upstream.bytesRead : 0);
-    if (bytes !== this.lastBytes) {
-      this.lastBytes = bytes;
-      this.idleSince = now;
-    } else if (now - this.idleSince >= idleMs) {
-      this.listener.stats.idleClosed++;
-      this.fail("idle_timeout");
+    if (this.failing) return;
+    switch (sweepVerdict(this, this.isConnected, this.client.bytesRead + (this.upstream ? this.upstream.bytesRead : 0), now, idleMs)) {
+      case SWEEP_RETRY:
+        this.retry(connectTimeoutError());
+        return;
+      case SWEEP_DRAIN:
+        this.listener.stats.drainClosed++;
+        this.fail("drained");
+        return;
+      case SWEEP_IDLE:
+        this.listener.stats.idleClosed++;
+        this.fail("idle_timeout");
     }
   }
 }
