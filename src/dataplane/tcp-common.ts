@@ -4,7 +4,7 @@
  */
 import type { MemberRuntime } from "../model/member.js";
 import type { AccessLog } from "./access-log.js";
-import type { EndReason } from "./stats.js";
+import type { EndReason, ListenerStats } from "./stats.js";
 
 export const SWEEP_KEEP = 0;
 /** The connect deadline passed: try another member (SPEC §3). */
@@ -37,8 +37,31 @@ export function sweepVerdict(s: Sweepable, connected: boolean, bytes: number, no
   return now - s.idleSince >= idleMs ? SWEEP_IDLE : SWEEP_KEEP;
 }
 
-export function connectTimeoutError(): Error {
+export function connectTimeoutError(): NodeJS.ErrnoException {
   return Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" });
+}
+
+/** A connection the sweep can act on. */
+export interface SweptConn extends Sweepable {
+  readonly listener: { readonly stats: ListenerStats };
+  retry(err: NodeJS.ErrnoException): void;
+  fail(reason: EndReason): void;
+}
+
+/** The engine tick for one connection: connect timeout → retry, drain deadline, idle timeout. */
+export function sweepConnection(s: SweptConn, connected: boolean, bytes: number, now: number, idleMs: number): void {
+  switch (sweepVerdict(s, connected, bytes, now, idleMs)) {
+    case SWEEP_RETRY:
+      s.retry(connectTimeoutError());
+      return;
+    case SWEEP_DRAIN:
+      s.listener.stats.drainClosed++;
+      s.fail("drained");
+      return;
+    case SWEEP_IDLE:
+      s.listener.stats.idleClosed++;
+      s.fail("idle_timeout");
+  }
 }
 
 /** What the access-log line of a finished connection reads. */

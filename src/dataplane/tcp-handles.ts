@@ -40,7 +40,7 @@ import type { Listener } from "./listener.js";
 import { ListenerStats, type EndReason, type Traffic } from "./stats.js";
 import type { TcpConn } from "./tcp-conn.js";
 import { MAX_CONNECT_TRIES, type TcpListenerDeps } from "./tcp.js";
-import { connectTimeoutError, logConnection, sweepVerdict, SWEEP_DRAIN, SWEEP_IDLE, SWEEP_RETRY } from "./tcp-common.js";
+import { logConnection, sweepConnection } from "./tcp-common.js";
 
 const FDS_PER_CONNECTION = 2;
 /** Bytes of one read buffer (one per connected handle). */
@@ -461,19 +461,7 @@ export class HandleSession implements TcpConn {
 
   /** Engine tick: connect timeout, idle timeout, drain deadline. */
   sweep(now: number, idleMs: number): void {
-    if (this.ended) return;
-    switch (sweepVerdict(this, this.isConnected, this.client.nread + (this.upstream ? this.upstream.nread : 0), now, idleMs)) {
-      case SWEEP_RETRY:
-        this.retry(connectTimeoutError());
-        return;
-      case SWEEP_DRAIN:
-        this.listener.stats.drainClosed++;
-        this.fail("drained");
-        return;
-      case SWEEP_IDLE:
-        this.listener.stats.idleClosed++;
-        this.fail("idle_timeout");
-    }
+    if (!this.ended) sweepConnection(this, this.isConnected, this.client.nread + (this.upstream ? this.upstream.nread : 0), now, idleMs);
   }
 }
 

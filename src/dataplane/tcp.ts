@@ -25,7 +25,7 @@ import { IntrusiveList } from "./intrusive-list.js";
 import { admit, countHandover, limitOf, pickMember } from "./admission.js";
 import { sharedFdBudget, type FdBudget } from "./fd-budget.js";
 import { peerAddress, setListenerNoDelay } from "../platform/node-internals.js";
-import { connectTimeoutError, logConnection, sweepVerdict, SWEEP_DRAIN, SWEEP_IDLE, SWEEP_RETRY } from "./tcp-common.js";
+import { logConnection, sweepConnection } from "./tcp-common.js";
 
 /** At most this many connect attempts per client: the first and 2 retries (SPEC §3). */
 export const MAX_CONNECT_TRIES = 3;
@@ -304,19 +304,7 @@ export class TcpSession implements TcpConn {
 
   /** Engine tick: connect timeout, idle timeout, drain deadline. */
   sweep(now: number, idleMs: number): void {
-    if (this.failing) return;
-    switch (sweepVerdict(this, this.isConnected, this.client.bytesRead + (this.upstream ? this.upstream.bytesRead : 0), now, idleMs)) {
-      case SWEEP_RETRY:
-        this.retry(connectTimeoutError());
-        return;
-      case SWEEP_DRAIN:
-        this.listener.stats.drainClosed++;
-        this.fail("drained");
-        return;
-      case SWEEP_IDLE:
-        this.listener.stats.idleClosed++;
-        this.fail("idle_timeout");
-    }
+    if (!this.failing) sweepConnection(this, this.isConnected, this.client.bytesRead + (this.upstream ? this.upstream.bytesRead : 0), now, idleMs);
   }
 }
 
