@@ -2,9 +2,18 @@
  * The rules both TCP data planes (net.Socket and libuv handles) share, in one place: what the
  * sweep does to a connection, and the access-log record of a finished one.
  */
+import net from "node:net";
+import type { AccessList } from "../acl/ipgroup.js";
+import type { ListenerConfig } from "../config/schema.js";
 import type { MemberRuntime } from "../model/member.js";
+import type { PoolRuntime } from "../model/pool.js";
+import { setListenerNoDelay } from "../platform/node-internals.js";
 import type { AccessLog } from "./access-log.js";
-import type { EndReason, ListenerStats } from "./stats.js";
+import { sharedFdBudget, type FdBudget } from "./fd-budget.js";
+import { IntrusiveList, type Linked } from "./intrusive-list.js";
+import type { Listener } from "./listener.js";
+import { ListenerStats, type EndReason, type Traffic } from "./stats.js";
+import type { TcpListenerDeps } from "./tcp.js";
 
 export const SWEEP_KEEP = 0;
 /** The connect deadline passed: try another member (SPEC §3). */
@@ -97,4 +106,120 @@ export function logConnection(l: LoggingListener, c: FinishedConn, m: MemberRunt
   r.end = c.reason;
   r.error = c.error ? ((c.error as NodeJS.ErrnoException).code ?? c.error.message) : "";
   log.commit();
+}
+
+/** What a listener needs of its sessions, on either data plane. */
+export interface ListenerSession<S> extends Linked<S> {
+  sweep(now: number, idleMs: number): void;
+  fail(reason: EndReason): void;
+  /** Bytes read from the client / from the member so far (live traffic). */
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+}
+
+/**
+ * The TCP listener both data planes share: a net.Server for listen and close (so cluster's
+ * SCHED_NONE works too), the settings a snapshot swaps in place, the sweep, stopping and the
+ * live traffic walk. Subclasses accept: through net.Socket, or by taking over the handle.
+ */
+export abstract class TcpListenerBase<S extends ListenerSession<S>> implements Listener {
+  readonly server: net.Server;
+  readonly stats = new ListenerStats();
+  readonly sessions = new IntrusiveList<S>();
+  config: ListenerConfig;
+  pool: PoolRuntime;
+  acl: AccessList;
+  deps: TcpListenerDeps;
+  /** Cached `logger.isLevelEnabled("info")`, refreshed on reload. */
+  accessLog: boolean;
+  /** The constant head of this listener's access-log lines. */
+  logPrefix: string;
+  protected closing = false;
+  /** TCP_NODELAY must be set on each accepted socket (it could not be inherited). */
+  protected noDelayPerSocket = true;
+  readonly budget: FdBudget;
+
+  constructor(config: ListenerConfig, pool: PoolRuntime, acl: AccessList, deps: TcpListenerDeps) {
+    this.config = config;
+    this.pool = pool;
+    this.acl = acl;
+    this.deps = deps;
+    this.budget = deps.fdBudget ?? sharedFdBudget();
+    this.accessLog = deps.logger.isLevelEnabled("info");
+    this.logPrefix = `"ev":"tcp_conn","lb":"${deps.lbId}","listener":"${config.id}"`;
+    this.server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
+  }
+
+  /** Once listening: how connections are taken. Throwing closes the socket and fails listen(). */
+  protected abstract onListening(): void;
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.once("error", onError);
+      this.server.listen({ host: this.deps.vip, port: this.config.protocol_port, exclusive: true }, () => {
+        this.server.off("error", onError);
+        try {
+          this.onListening();
+        } catch (err) {
+          this.server.close();
+          reject(err as Error);
+          return;
+        }
+        this.noDelayPerSocket = !setListenerNoDelay(this.server);
+        resolve();
+      });
+    });
+  }
+
+  /** An accept error (EMFILE/ENFILE when libuv cannot shed the connection itself): logged once a second at most, with a count of the rest. */
+  protected acceptFailed(code: string): void {
+    this.deps.refusalLog.event("accept_error", `accept:${this.config.id}`, {
+      listener: this.config.id,
+      err: code,
+      msg: `accept failed (${code}); ${code === "EMFILE" || code === "ENFILE" ? "out of file descriptors: raise ulimit -n or lower connection_limit" : "the listener keeps running"}`,
+    });
+  }
+
+  sweep(now: number): void {
+    const idleMs = this.config.keepalive_timeout * 1000;
+    this.sessions.forEach((s) => s.sweep(now, idleMs));
+  }
+
+  /**
+   * Stop accepting; open connections continue. Resolves once the port is released, not when
+   * server.close()'s callback fires (that waits for every open connection to end).
+   */
+  stopAccepting(): Promise<void> {
+    if (!this.closing) {
+      this.closing = true;
+      if (this.server.listening) this.server.close();
+    }
+    return Promise.resolve();
+  }
+
+  /** Close every open connection now. */
+  destroyAll(): void {
+    this.sessions.forEach((s) => s.fail("shutdown"));
+  }
+
+  /**
+   * Bytes so far, open connections included, read at scrape time from the connections' own
+   * counters (no per-chunk work). Monotonic: a session's bytes move from the walk into
+   * `stats` in the turn it ends.
+   */
+  traffic(): Traffic {
+    let bytesIn = this.stats.bytesIn;
+    let bytesOut = this.stats.bytesOut;
+    this.sessions.forEach((s) => {
+      bytesIn += s.bytesIn;
+      bytesOut += s.bytesOut;
+    });
+    return { bytesIn, bytesOut, datagramsIn: 0, datagramsOut: 0 };
+  }
+
+  get address(): net.AddressInfo | undefined {
+    const a = this.server.address();
+    return a && typeof a === "object" ? a : undefined;
+  }
 }

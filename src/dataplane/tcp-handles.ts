@@ -20,7 +20,6 @@ import type { ListenerConfig } from "../config/schema.js";
 import type { MemberRuntime } from "../model/member.js";
 import type { PoolRuntime } from "../model/pool.js";
 import { normaliseIp } from "../ip.js";
-import { setListenerNoDelay } from "../platform/node-internals.js";
 import {
   errnoError,
   streamHandles,
@@ -34,13 +33,10 @@ import {
   type WriteReq,
 } from "../platform/stream-handles.js";
 import { admit, countHandover, limitOf, pickMember } from "./admission.js";
-import { sharedFdBudget, type FdBudget } from "./fd-budget.js";
-import { IntrusiveList } from "./intrusive-list.js";
-import type { Listener } from "./listener.js";
-import { ListenerStats, type EndReason, type Traffic } from "./stats.js";
+import type { EndReason } from "./stats.js";
 import type { TcpConn } from "./tcp-conn.js";
 import { MAX_CONNECT_TRIES, type TcpListenerDeps } from "./tcp.js";
-import { logConnection, sweepConnection } from "./tcp-common.js";
+import { logConnection, sweepConnection, TcpListenerBase } from "./tcp-common.js";
 
 const FDS_PER_CONNECTION = 2;
 /** Bytes of one read buffer (one per connected handle). */
@@ -221,7 +217,7 @@ function afterConnect(this: ConnectReq, status: number, handle: TcpHandle): void
 
 function onConnection(this: object, err: number, handle: TcpHandle | undefined): void {
   const l = (this as { lb4Owner?: HandleTcpListener }).lb4Owner!;
-  if (err !== 0 || handle === undefined) l.acceptFailed(err);
+  if (err !== 0 || handle === undefined) l.acceptErrno(err);
   else l.accept(handle);
 }
 
@@ -465,59 +461,23 @@ export class HandleSession implements TcpConn {
   }
 }
 
-export class HandleTcpListener implements Listener {
-  readonly server: net.Server;
-  readonly stats = new ListenerStats();
-  readonly sessions = new IntrusiveList<HandleSession>();
-  config: ListenerConfig;
-  pool: PoolRuntime;
-  acl: AccessList;
-  deps: TcpListenerDeps;
-  accessLog: boolean;
-  logPrefix: string;
-  private closing = false;
-  private noDelayPerSocket = true;
-  readonly budget: FdBudget;
-
+export class HandleTcpListener extends TcpListenerBase<HandleSession> {
   constructor(config: ListenerConfig, pool: PoolRuntime, acl: AccessList, deps: TcpListenerDeps) {
     bindings();
     wreq ??= newWriteReq();
-    this.config = config;
-    this.pool = pool;
-    this.acl = acl;
-    this.deps = deps;
-    this.budget = deps.fdBudget ?? sharedFdBudget();
-    this.accessLog = deps.logger.isLevelEnabled("info");
-    this.logPrefix = `"ev":"tcp_conn","lb":"${deps.lbId}","listener":"${config.id}"`;
-    // Accepts are taken over after listen; net never sees a connection.
-    this.server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
+    // Accepts are taken over after listen (onListening): net never sees a connection.
+    super(config, pool, acl, deps);
   }
 
-  listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
-      this.server.once("error", onError);
-      this.server.listen({ host: this.deps.vip, port: this.config.protocol_port, exclusive: true }, () => {
-        this.server.off("error", onError);
-        if (!takeOverConnections(this.server, onConnection, this)) {
-          this.server.close();
-          reject(new Error("the listening socket has no native handle to accept on (LB4_DATAPLANE=net avoids this)"));
-          return;
-        }
-        this.noDelayPerSocket = !setListenerNoDelay(this.server);
-        resolve();
-      });
-    });
+  protected onListening(): void {
+    if (!takeOverConnections(this.server, onConnection, this)) {
+      throw new Error("the listening socket has no native handle to accept on (LB4_DATAPLANE=net avoids this)");
+    }
   }
 
-  /** EMFILE/ENFILE when libuv cannot shed the connection itself: logged once a second at most. */
-  acceptFailed(errno: number): void {
-    const code = errnoError(errno, "accept").code!;
-    this.deps.refusalLog.event("accept_error", `accept:${this.config.id}`, {
-      listener: this.config.id,
-      err: code,
-      msg: `accept failed (${code}); ${code === "EMFILE" || code === "ENFILE" ? "out of file descriptors: raise ulimit -n or lower connection_limit" : "the listener keeps running"}`,
-    });
+  /** An accept error reported by the taken-over handle. */
+  acceptErrno(errno: number): void {
+    this.acceptFailed(errnoError(errno, "accept").code!);
   }
 
   accept(handle: TcpHandle): void {
@@ -538,36 +498,4 @@ export class HandleTcpListener implements Listener {
     s.connect();
   }
 
-  sweep(now: number): void {
-    const idleMs = this.config.keepalive_timeout * 1000;
-    this.sessions.forEach((s) => s.sweep(now, idleMs));
-  }
-
-  stopAccepting(): Promise<void> {
-    if (!this.closing) {
-      this.closing = true;
-      if (this.server.listening) this.server.close();
-    }
-    return Promise.resolve();
-  }
-
-  destroyAll(): void {
-    this.sessions.forEach((s) => s.fail("shutdown"));
-  }
-
-  /** Bytes so far, open connections included (their handles' read counters). */
-  traffic(): Traffic {
-    let bytesIn = this.stats.bytesIn;
-    let bytesOut = this.stats.bytesOut;
-    this.sessions.forEach((s) => {
-      bytesIn += s.bytesIn;
-      bytesOut += s.bytesOut;
-    });
-    return { bytesIn, bytesOut, datagramsIn: 0, datagramsOut: 0 };
-  }
-
-  get address(): net.AddressInfo | undefined {
-    const a = this.server.address();
-    return a && typeof a === "object" ? a : undefined;
-  }
 }

@@ -17,15 +17,12 @@ import type { TcpConn } from "./tcp-conn.js";
 import type { PoolRuntime } from "../model/pool.js";
 import { normaliseIp } from "../ip.js";
 import type { EndReason } from "./stats.js";
-import { ListenerStats, type Traffic } from "./stats.js";
 import type { RateLimitedLog } from "./ratelimit.js";
 import type { AccessLog } from "./access-log.js";
-import type { Listener } from "./listener.js";
-import { IntrusiveList } from "./intrusive-list.js";
 import { admit, countHandover, limitOf, pickMember } from "./admission.js";
-import { sharedFdBudget, type FdBudget } from "./fd-budget.js";
-import { peerAddress, setListenerNoDelay } from "../platform/node-internals.js";
-import { logConnection, sweepConnection } from "./tcp-common.js";
+import type { FdBudget } from "./fd-budget.js";
+import { peerAddress } from "../platform/node-internals.js";
+import { logConnection, sweepConnection, TcpListenerBase } from "./tcp-common.js";
 
 /** At most this many connect attempts per client: the first and 2 retries (SPEC §3). */
 export const MAX_CONNECT_TRIES = 3;
@@ -145,6 +142,16 @@ export class TcpSession implements TcpConn {
 
   get localPort(): number | undefined {
     return this.client.localPort;
+  }
+
+  /** Bytes read from the client so far (live traffic). */
+  get bytesIn(): number {
+    return this.client.bytesRead;
+  }
+
+  /** Bytes written to the client so far: what the member sent (live traffic). */
+  get bytesOut(): number {
+    return this.client.bytesWritten;
   }
 
   /** Bytes lb4 holds for this connection in user space (read, not yet written on). */
@@ -308,53 +315,15 @@ export class TcpSession implements TcpConn {
   }
 }
 
-export class TcpListener implements Listener {
-  readonly server: net.Server;
-  readonly stats = new ListenerStats();
-  readonly sessions = new IntrusiveList<TcpSession>();
-  config: ListenerConfig;
-  pool: PoolRuntime;
-  acl: AccessList;
-  deps: TcpListenerDeps;
-  /** Cached `logger.isLevelEnabled("info")`, refreshed on reload. */
-  accessLog: boolean;
-  /** The constant head of this listener's access-log lines. */
-  logPrefix: string;
-  private closing = false;
-  /** TCP_NODELAY must be set on each accepted socket (it could not be inherited). */
-  private noDelayPerSocket = true;
-  readonly budget: FdBudget;
-
+export class TcpListener extends TcpListenerBase<TcpSession> {
   constructor(config: ListenerConfig, pool: PoolRuntime, acl: AccessList, deps: TcpListenerDeps) {
-    this.config = config;
-    this.pool = pool;
-    this.acl = acl;
-    this.deps = deps;
-    this.budget = deps.fdBudget ?? sharedFdBudget();
-    this.accessLog = deps.logger.isLevelEnabled("info");
-    this.logPrefix = `"ev":"tcp_conn","lb":"${deps.lbId}","listener":"${config.id}"`;
-    this.server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => this.accept(s));
+    super(config, pool, acl, deps);
+    this.server.on("connection", (s: net.Socket) => this.accept(s));
   }
 
-  listen(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
-      this.server.once("error", onError);
-      this.server.listen({ host: this.deps.vip, port: this.config.protocol_port, exclusive: true }, () => {
-        this.server.off("error", onError);
-        this.noDelayPerSocket = !setListenerNoDelay(this.server);
-        // After listen, errors are accept errors (EMFILE/ENFILE when libuv cannot shed the
-        // connection itself): logged once a second at most, with a count of the rest.
-        this.server.on("error", (err: NodeJS.ErrnoException) =>
-          this.deps.refusalLog.event("accept_error", `accept:${this.config.id}`, {
-            listener: this.config.id,
-            err: err.code ?? err.message,
-            msg: `accept failed (${err.code ?? err.message}); ${err.code === "EMFILE" || err.code === "ENFILE" ? "out of file descriptors: raise ulimit -n or lower connection_limit" : "the listener keeps running"}`,
-          }),
-        );
-        resolve();
-      });
-    });
+  protected onListening(): void {
+    // After listen, errors are accept errors.
+    this.server.on("error", (err: NodeJS.ErrnoException) => this.acceptFailed(err.code ?? err.message));
   }
 
   private accept(socket: net.Socket): void {
@@ -373,47 +342,5 @@ export class TcpListener implements Listener {
     const s = new TcpSession(this, socket, ip, peer.port, this.deps.clock());
     this.sessions.add(s);
     s.connect();
-  }
-
-  sweep(now: number): void {
-    const idleMs = this.config.keepalive_timeout * 1000;
-    this.sessions.forEach((s) => s.sweep(now, idleMs));
-  }
-
-  /**
-   * Stop accepting; open connections continue. Resolves once the port is released, not when
-   * server.close()'s callback fires (that waits for every open connection to end).
-   */
-  stopAccepting(): Promise<void> {
-    if (!this.closing) {
-      this.closing = true;
-      if (this.server.listening) this.server.close();
-    }
-    return Promise.resolve();
-  }
-
-  /** Close every open connection now. */
-  destroyAll(): void {
-    this.sessions.forEach((s) => s.fail("shutdown"));
-  }
-
-  /**
-   * Bytes so far, open connections included, read at scrape time from the sockets' own
-   * counters (no per-chunk work). Monotonic: a session's bytes move from the walk into
-   * `stats` in the turn it ends.
-   */
-  traffic(): Traffic {
-    let bytesIn = this.stats.bytesIn;
-    let bytesOut = this.stats.bytesOut;
-    this.sessions.forEach((s) => {
-      bytesIn += s.client.bytesRead;
-      bytesOut += s.client.bytesWritten;
-    });
-    return { bytesIn, bytesOut, datagramsIn: 0, datagramsOut: 0 };
-  }
-
-  get address(): net.AddressInfo | undefined {
-    const a = this.server.address();
-    return a && typeof a === "object" ? a : undefined;
   }
 }
