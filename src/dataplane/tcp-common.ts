@@ -14,6 +14,57 @@ import { IntrusiveList, type Linked } from "./intrusive-list.js";
 import type { Listener } from "./listener.js";
 import { ListenerStats, type EndReason, type Traffic } from "./stats.js";
 import type { TcpListenerDeps } from "./tcp.js";
+import { countHandover, pickMember, type Admitting } from "./admission.js";
+import type { ClientInfo } from "../scheduling/types.js";
+
+/** At most this many connect attempts per client: the first and 2 retries (SPEC §3). */
+export const MAX_CONNECT_TRIES = 3;
+
+/** A connection being placed on a member, on either data plane. */
+export interface TryingConn extends ClientInfo {
+  readonly listener: Admitting & { readonly deps: { logger: TcpListenerDeps["logger"]; refusalLog: TcpListenerDeps["refusalLog"] } };
+  tries: number;
+  member: MemberRuntime | undefined;
+  avoid: MemberRuntime[] | undefined;
+  fail(reason: EndReason, err?: Error, refused?: boolean): void;
+}
+
+/**
+ * The next connect try (SPEC §3): a member not failed yet, counted as handed over; none left
+ * closes the client (a no_member refusal on the first try, connect_failed after).
+ */
+export function startTry(s: TryingConn, lastError: Error | undefined): MemberRuntime | undefined {
+  const l = s.listener;
+  const first = s.tries === 0;
+  const member = pickMember(l, s, s.avoid, first);
+  if (!member) {
+    s.fail(first ? "closed" : "connect_failed", lastError, first);
+    return undefined;
+  }
+  countHandover(l, member, first);
+  s.tries++;
+  s.member = member;
+  return member;
+}
+
+/**
+ * A try failed before connecting: the member is released and avoided from now on, the error
+ * counted and logged. True when another try is allowed; the caller has closed its upstream.
+ */
+export function endFailedTry(s: TryingConn, failed: MemberRuntime, err: NodeJS.ErrnoException): boolean {
+  const l = s.listener;
+  failed.active--;
+  s.member = undefined;
+  (s.avoid ??= []).push(failed);
+  l.stats.connectErrors++;
+  const code = err.code;
+  l.deps.logger.debug({ listener: l.config.id, member: failed.id, err: code ?? err.message }, "member connect failed");
+  if (code === "EMFILE" || code === "ENFILE") {
+    // Not the member's fault: this process is out of descriptors (something outside the data plane holds them).
+    l.deps.refusalLog.event("fd_exhausted", "fd_exhausted", { listener: l.config.id, err: code, msg: `cannot open an upstream connection (${code}): raise ulimit -n` });
+  }
+  return s.tries < MAX_CONNECT_TRIES;
+}
 
 export const SWEEP_KEEP = 0;
 /** The connect deadline passed: try another member (SPEC §3). */

@@ -32,11 +32,11 @@ import {
   type TcpHandle,
   type WriteReq,
 } from "../platform/stream-handles.js";
-import { admit, countHandover, limitOf, pickMember } from "./admission.js";
+import { admit, limitOf } from "./admission.js";
 import type { EndReason } from "./stats.js";
 import type { TcpConn } from "./tcp-conn.js";
-import { MAX_CONNECT_TRIES, type TcpListenerDeps } from "./tcp.js";
-import { logConnection, sweepConnection, TcpListenerBase } from "./tcp-common.js";
+import type { TcpListenerDeps } from "./tcp.js";
+import { endFailedTry, logConnection, startTry, sweepConnection, TcpListenerBase } from "./tcp-common.js";
 
 const FDS_PER_CONNECTION = 2;
 /** Bytes of one read buffer (one per connected handle). */
@@ -277,15 +277,8 @@ export class HandleSession implements TcpConn {
   /** Pick a member (avoiding failed ones) and connect; refuse the client when none is left. */
   connect(lastError?: Error): void {
     const l = this.listener;
-    const first = this.tries === 0;
-    const member = pickMember(l, this, this.avoid, first);
-    if (!member) {
-      this.fail(first ? "closed" : "connect_failed", lastError, first);
-      return;
-    }
-    countHandover(l, member, first);
-    this.tries++;
-    this.member = member;
+    const member = startTry(this, lastError);
+    if (!member) return;
     const up = tag(bindings().newSocket(), this, false);
     this.upstream = up;
     this.connectDeadline = (this.tries === 1 ? this.startedAt : l.deps.clock()) + l.deps.tuning.connectTimeoutMs;
@@ -347,16 +340,7 @@ export class HandleSession implements TcpConn {
     up.sess = undefined;
     closeHandle(up);
     this.upstream = undefined;
-    failed.active--;
-    this.member = undefined;
-    (this.avoid ??= []).push(failed);
-    l.stats.connectErrors++;
-    const code = err.code;
-    l.deps.logger.debug({ listener: l.config.id, member: failed.id, err: code ?? err.message }, "member connect failed");
-    if (code === "EMFILE" || code === "ENFILE") {
-      l.deps.refusalLog.event("fd_exhausted", "fd_exhausted", { listener: l.config.id, err: code, msg: `cannot open an upstream connection (${code}): raise ulimit -n` });
-    }
-    if (this.tries >= MAX_CONNECT_TRIES) {
+    if (!endFailedTry(this, failed, err)) {
       this.fail("connect_failed", err);
       return;
     }

@@ -19,13 +19,12 @@ import { normaliseIp } from "../ip.js";
 import type { EndReason } from "./stats.js";
 import type { RateLimitedLog } from "./ratelimit.js";
 import type { AccessLog } from "./access-log.js";
-import { admit, countHandover, limitOf, pickMember } from "./admission.js";
+import { admit, limitOf } from "./admission.js";
 import type { FdBudget } from "./fd-budget.js";
 import { peerAddress } from "../platform/node-internals.js";
-import { logConnection, sweepConnection, TcpListenerBase } from "./tcp-common.js";
+import { endFailedTry, logConnection, startTry, sweepConnection, TcpListenerBase } from "./tcp-common.js";
 
-/** At most this many connect attempts per client: the first and 2 retries (SPEC §3). */
-export const MAX_CONNECT_TRIES = 3;
+export { MAX_CONNECT_TRIES } from "./tcp-common.js";
 
 /** Descriptors a connection holds: the client's and the upstream's. */
 const FDS_PER_CONNECTION = 2;
@@ -162,15 +161,8 @@ export class TcpSession implements TcpConn {
 
   connect(lastError?: Error): void {
     const l = this.listener;
-    const first = this.tries === 0;
-    const member = pickMember(l, this, this.avoid, first);
-    if (!member) {
-      this.fail(first ? "closed" : "connect_failed", lastError, first);
-      return;
-    }
-    countHandover(l, member, first);
-    this.tries++;
-    this.member = member;
+    const member = startTry(this, lastError);
+    if (!member) return;
     const local = l.deps.localAddressFor?.(member);
     const opts: net.TcpNetConnectOpts = { host: member.config.address, port: member.config.protocol_port, allowHalfOpen: true, noDelay: true };
     if (local) opts.localAddress = local;
@@ -229,23 +221,14 @@ export class TcpSession implements TcpConn {
     up.destroy();
     this.upstream = undefined;
     this.upstreamClosed = true;
-    failed.active--;
-    this.member = undefined;
-    (this.avoid ??= []).push(failed);
-    l.stats.connectErrors++;
-    const code = (err as NodeJS.ErrnoException).code;
-    l.deps.logger.debug({ listener: l.config.id, member: failed.id, err: code ?? err.message }, "member connect failed");
-    if (code === "EMFILE" || code === "ENFILE") {
-      // Not the member's fault: this process is out of descriptors (something outside the data plane holds them).
-      l.deps.refusalLog.event("fd_exhausted", "fd_exhausted", { listener: l.config.id, err: code, msg: `cannot open an upstream connection (${code}): raise ulimit -n` });
-    }
+    const again = endFailedTry(this, failed, err);
     if (this.clientClosed) {
       this.finish();
       return;
     }
     // fail() already closed the client (its 'close' finishes the session): no new try for it.
     if (this.failing) return;
-    if (this.tries >= MAX_CONNECT_TRIES) {
+    if (!again) {
       this.fail("connect_failed", err);
       return;
     }

@@ -15,7 +15,7 @@ import dgram from "node:dgram";
 import type { Logger } from "pino";
 import type { AccessList } from "../acl/ipgroup.js";
 import type { ListenerConfig } from "../config/schema.js";
-import { memberKey, type MemberRuntime } from "../model/member.js";
+import type { MemberRuntime } from "../model/member.js";
 import type { PoolRuntime } from "../model/pool.js";
 import { normaliseIp } from "../ip.js";
 import { FlowTable, type Flow } from "./flow-table.js";
