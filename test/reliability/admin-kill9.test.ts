@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../helpers/net.js";
 import { envInt } from "./helpers/env.js";
 import { figure } from "./helpers/figures.js";
-import { TOKEN, Lb4Proc, killAllLb4 } from "./helpers/lb4.js";
+import { adminBase, Lb4Proc, killAllLb4 } from "./helpers/lb4.js";
 
 const CYCLES = envInt("LB4_KILL9_CYCLES", 20);
 const WRITERS = 6;
@@ -43,9 +43,7 @@ describe("kill -9 during admin writes", () => {
     const file = path.join(dir, "lb4.yaml");
     const adminUrl = `http://127.0.0.1:${adminPort}`;
     const config = {
-      admin: { listen: `127.0.0.1:${adminPort}`, token: TOKEN },
-      state_dir: stateDir,
-      log: { level: "info" },
+      ...adminBase(adminPort, stateDir),
       loadbalancers: [
         {
           id: "lb-k",

@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { freePort, waitFor } from "../helpers/net.js";
 import { envInt } from "./helpers/env.js";
 import { figure, percentile } from "./helpers/figures.js";
-import { TOKEN, Lb4Proc, killAllLb4 } from "./helpers/lb4.js";
+import { adminBase, TOKEN, Lb4Proc, killAllLb4 } from "./helpers/lb4.js";
 
 const SLOW = envInt("LB4_SLOWLORIS_CONNECTIONS", 1000);
 /** How long lb4 may take to close them: Node's headers timeout is checked on an interval, so allow both and margin. */
@@ -35,9 +35,7 @@ describe("slowloris on the admin API", () => {
     const [port, adminPort] = [await freePort(), await freePort()];
     const lb = await Lb4Proc.start({
       config: {
-        admin: { listen: `127.0.0.1:${adminPort}`, token: TOKEN },
-        state_dir: path.join(dir, "state"),
-        log: { level: "info" },
+        ...adminBase(adminPort, path.join(dir, "state")),
         loadbalancers: [
           {
             id: "lb-s",

@@ -13,7 +13,7 @@ import { freePort, waitFor, type TestServer } from "../helpers/net.js";
 import { holdOne, lineServer, udpEcho, type Held, type UdpEcho } from "./helpers/backends.js";
 import { envInt, missing, title } from "./helpers/env.js";
 import { figure } from "./helpers/figures.js";
-import { TOKEN, Lb4Proc, killAllLb4 } from "./helpers/lb4.js";
+import { adminBase, Lb4Proc, killAllLb4 } from "./helpers/lb4.js";
 import { oneRequest } from "./helpers/load.js";
 
 const skip = missing("prlimit");
@@ -47,9 +47,7 @@ describe.skipIf(skip !== undefined)(title(`descriptor limit (lb4 under prlimit -
     const [port, udpPort, adminPort] = [await freePort(), await freePort(), await freePort()];
     const lb = await Lb4Proc.start({
       config: {
-        admin: { listen: `127.0.0.1:${adminPort}`, token: TOKEN },
-        state_dir: path.join(dir, "state"),
-        log: { level: "info" },
+        ...adminBase(adminPort, path.join(dir, "state")),
         loadbalancers: [
           {
             id: "lb-fd",

@@ -12,7 +12,7 @@ import { freePort, type TestServer } from "../helpers/net.js";
 import { lineServer } from "./helpers/backends.js";
 import { missing, title } from "./helpers/env.js";
 import { figure } from "./helpers/figures.js";
-import { TOKEN, Lb4Proc, killAllLb4 } from "./helpers/lb4.js";
+import { adminBase, Lb4Proc, killAllLb4 } from "./helpers/lb4.js";
 import { oneRequest } from "./helpers/load.js";
 
 const skip = missing("root", "mount", "umount");
@@ -51,9 +51,7 @@ describe.skipIf(skip !== undefined)(title("a full disk under state_dir (tmpfs, 6
     const adminUrl = `http://127.0.0.1:${adminPort}`;
     let lb = await Lb4Proc.start({
       config: {
-        admin: { listen: `127.0.0.1:${adminPort}`, token: TOKEN },
-        state_dir: stateDir,
-        log: { level: "info" },
+        ...adminBase(adminPort, stateDir),
         loadbalancers: [
           {
             id: "lb-d",

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../helpers/net.js";
 import { envInt } from "./helpers/env.js";
 import { figure } from "./helpers/figures.js";
-import { TOKEN, Lb4Proc, killAllLb4, type Reply } from "./helpers/lb4.js";
+import { adminBase, Lb4Proc, killAllLb4, type Reply } from "./helpers/lb4.js";
 import { anyValue, deep, mutate, mutation, serialise, setOwn, type Json } from "./helpers/mutate.js";
 
 const RUNS = envInt("LB4_FUZZ_RUNS", 400);
@@ -73,9 +73,7 @@ describe("admin API fuzzing", () => {
     adminPort = await freePort();
     lb = await Lb4Proc.start({
       config: {
-        admin: { listen: `127.0.0.1:${adminPort}`, token: TOKEN },
-        state_dir: path.join(dir, "state"),
-        log: { level: "info" },
+        ...adminBase(adminPort, path.join(dir, "state")),
         loadbalancers: [
           {
             id: "lb-z",

@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { customServer, freePort, waitFor, type TestServer } from "../helpers/net.js";
 import { envInt } from "./helpers/env.js";
 import { figure, mb } from "./helpers/figures.js";
-import { TOKEN, Lb4Proc, killAllLb4 } from "./helpers/lb4.js";
+import { adminBase, Lb4Proc, killAllLb4 } from "./helpers/lb4.js";
 import { oneRequest } from "./helpers/load.js";
 
 const READERS = envInt("LB4_NEVER_READING_CLIENTS", 8);
@@ -69,9 +69,7 @@ describe("a reader that never reads", () => {
     const [port, adminPort] = [await freePort(), await freePort()];
     const lb = await Lb4Proc.start({
       config: {
-        admin: { listen: `127.0.0.1:${adminPort}`, token: TOKEN },
-        state_dir: path.join(dir, "state"),
-        log: { level: "info" },
+        ...adminBase(adminPort, path.join(dir, "state")),
         loadbalancers: [
           {
             id: "lb-r",

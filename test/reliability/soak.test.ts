@@ -16,7 +16,7 @@ import { freePort, waitFor } from "../helpers/net.js";
 import { lineServer, type LineServer } from "./helpers/backends.js";
 import { envInt } from "./helpers/env.js";
 import { figure, mb } from "./helpers/figures.js";
-import { TOKEN, Lb4Proc, killAllLb4 } from "./helpers/lb4.js";
+import { adminBase, Lb4Proc, killAllLb4 } from "./helpers/lb4.js";
 import { Load } from "./helpers/load.js";
 
 const SECONDS = envInt("LB4_SOAK_SECONDS", 60);
@@ -46,9 +46,7 @@ describe("soak with member churn", () => {
     const [port, adminPort] = [await freePort(), await freePort()];
     const file = path.join(dir, "lb4.yaml");
     const config = (keepalive: number) => ({
-      admin: { listen: `127.0.0.1:${adminPort}`, token: TOKEN },
-      state_dir: path.join(dir, "state"),
-      log: { level: "info" },
+      ...adminBase(adminPort, path.join(dir, "state")),
       loadbalancers: [
         {
           id: "lb-soak",

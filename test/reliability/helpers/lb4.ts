@@ -14,6 +14,11 @@ import { waitFor } from "../../helpers/net.js";
 
 export const TOKEN = "reliability-admin-token-0123456789";
 
+/** The top of every suite config: the admin API on loopback with TOKEN, state_dir, info logs. */
+export function adminBase(adminPort: number, stateDir: string): Record<string, unknown> {
+  return { admin: { listen: `127.0.0.1:${adminPort}`, token: TOKEN }, state_dir: stateDir, log: { level: "info" } };
+}
+
 export interface Reply {
   status: number;
   text: string;
