@@ -5,6 +5,8 @@
 import type { Config, ConfigInput, MemberConfig, MemberInput } from "./config/schema.js";
 import type { ReloadChanges } from "./control/changes.js";
 import { Engine, type EngineOptions, type MemberPatch } from "./control/control-plane.js";
+import { workerCount, type WorkersSetting } from "./workers/count.js";
+import { ClusterDataPlane } from "./workers/primary.js";
 
 export { Engine, DEFAULT_TUNING } from "./control/control-plane.js";
 export type { EngineOptions, MemberPatch, Tuning } from "./control/control-plane.js";
@@ -25,9 +27,20 @@ export interface LoadBalancerHandle {
   close(opts?: { graceMs?: number }): Promise<void>;
 }
 
+export interface StartOptions extends EngineOptions {
+  /**
+   * Worker processes for TCP (SPEC §10): "auto" = one per core, N >= 2 = a primary (this
+   * process: control plane, UDP) and N workers. Absent or 1: everything in this process.
+   * The config's own `workers` field is what `lb4 start` reads; embedding asks here.
+   */
+  workers?: WorkersSetting;
+}
+
 /** Start the engine from a config object (the same shape as the config file). */
-export async function startLoadBalancer(config: Config | ConfigInput, opts: EngineOptions = {}): Promise<LoadBalancerHandle> {
-  const engine = new Engine(opts);
+export async function startLoadBalancer(config: Config | ConfigInput, opts: StartOptions = {}): Promise<LoadBalancerHandle> {
+  const { workers, ...engineOpts } = opts;
+  const n = workers === undefined ? 1 : workerCount(workers);
+  const engine = new Engine(n >= 2 && !engineOpts.dataPlane ? { ...engineOpts, dataPlane: (o) => new ClusterDataPlane({ ...o, workers: n }) } : engineOpts);
   try {
     await engine.start(config);
   } catch (err) {

@@ -1,6 +1,6 @@
 /** Public API: `import { startLoadBalancer } from "lb4"`. */
 export { startLoadBalancer, Engine, DEFAULT_TUNING } from "./engine.js";
-export type { LoadBalancerHandle, EngineOptions, MemberPatch, Tuning } from "./engine.js";
+export type { LoadBalancerHandle, EngineOptions, StartOptions, MemberPatch, Tuning } from "./engine.js";
 export { validateConfig, parseConfig } from "./config/validate.js";
 export { loadConfigFile } from "./config/load.js";
 export type {

@@ -8,12 +8,36 @@ import { pino, type Logger, type LevelWithSilent } from "pino";
 import pretty from "pino-pretty";
 import { utf8Write } from "./platform/node-internals.js";
 
-export function createLogger(level: LevelWithSilent = "info", opts: { pretty?: boolean; fd?: number } = {}): Logger {
+export function createLogger(level: LevelWithSilent = "info", opts: { pretty?: boolean; fd?: number; atomic?: boolean } = {}): Logger {
   const usePretty = opts.pretty ?? (process.stdout.isTTY === true && process.env.LB4_LOG_FORMAT !== "json");
   // Epoch-ms "time" (pino's default) costs less per line than an ISO string.
   const options = { level, base: { pid: process.pid } };
   if (usePretty) return pino(options, pretty({ colorize: true, sync: true, translateTime: "SYS:HH:MM:ss.l" }));
-  return pino(options, new LineBatcher({ fd: opts.fd ?? 1 }));
+  return pino(options, new LineBatcher({ fd: opts.fd ?? 1, ...(opts.atomic ? { atomic: true } : {}) }));
+}
+
+/**
+ * The most bytes one write(2) to a pipe delivers whole, never interleaved with another
+ * process's write (POSIX PIPE_BUF; 4096 on Linux).
+ */
+export const PIPE_BUF = 4096;
+
+/**
+ * `bytes` (whole lines) cut at line ends into pieces of at most `max` bytes; a line longer
+ * than `max` is a piece of its own. Views, not copies.
+ */
+export function linePieces(bytes: Buffer, max = PIPE_BUF): Buffer[] {
+  const out: Buffer[] = [];
+  let start = 0;
+  while (bytes.length - start > max) {
+    let end = bytes.lastIndexOf(10, start + max - 1);
+    if (end < start) end = bytes.indexOf(10, start + max);
+    if (end === -1) break;
+    out.push(bytes.subarray(start, end + 1));
+    start = end + 1;
+  }
+  if (start < bytes.length) out.push(bytes.subarray(start));
+  return out;
 }
 
 /** Longest a log line waits in the batch. */
@@ -57,9 +81,12 @@ export class LineBatcher {
   private deferred: DeferredLines[] = [];
   private readonly flusher: ReturnType<typeof setInterval>;
   private readonly onExit = (): void => this.flushSync();
+  /** Several processes share the fd (workers, SPEC §10): every write is whole lines of at most PIPE_BUF bytes. */
+  private readonly atomic: boolean;
 
-  constructor(opts: { fd: number }) {
+  constructor(opts: { fd: number; atomic?: boolean }) {
     this.fd = opts.fd;
+    this.atomic = opts.atomic ?? false;
     // minLength 0: sonic-boom writes whatever it is handed at once and keeps writing until
     // its queue is empty, then emits 'drain'; the batching is done here.
     this.out = pino.destination({
@@ -68,6 +95,8 @@ export class LineBatcher {
       contentMode: "buffer",
       minLength: 0,
       maxLength: MAX_PENDING_BYTES,
+      // sonic-boom joins queued pieces into one write up to maxWrite: PIPE_BUF keeps each write whole.
+      ...(this.atomic ? { maxWrite: PIPE_BUF } : {}),
       retryEAGAIN: () => Date.now() < this.exitDeadline,
     });
     this.out.on("write", (n: number) => {
@@ -148,7 +177,11 @@ export class LineBatcher {
   private hand(bytes: Buffer): void {
     if (this.unwritten <= 0) this.progressAt = Date.now();
     this.unwritten += bytes.length;
-    this.out.write(bytes as unknown as string);
+    if (!this.atomic || bytes.length <= PIPE_BUF) {
+      this.out.write(bytes as unknown as string);
+      return;
+    }
+    for (const piece of linePieces(bytes)) this.out.write(piece as unknown as string);
   }
 
   /** pino's logger.flush(cb): cb once everything logged so far is written. */
@@ -179,11 +212,13 @@ export class LineBatcher {
     if (this.deferred.length > 0) this.drainDeferred();
     try {
       if (this.unwritten <= 0) {
-        let rest = this.buf.subarray(0, this.off);
+        const pieces = this.atomic ? linePieces(this.buf.subarray(0, this.off)) : [this.buf.subarray(0, this.off)];
         this.off = 0;
+        let rest = pieces.shift() ?? Buffer.alloc(0);
         for (let spins = 0; rest.length > 0 && spins < 100; ) {
           try {
             rest = rest.subarray(fs.writeSync(this.fd, rest));
+            if (rest.length === 0) rest = pieces.shift() ?? rest;
           } catch (err) {
             if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
             spins++;

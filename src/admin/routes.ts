@@ -492,8 +492,17 @@ function eventsRoute(ctx: AdminContext, req: AdminRequest): AdminResponse {
   return { status: 200, contentType, headers, stream: (sink) => l.open(sink, since) };
 }
 
-function healthz(): AdminResponse {
-  return json(200, { status: "ok", dataplane: dataplanePath() });
+function healthz(ctx: AdminContext): AdminResponse {
+  return json(200, { status: "ok", dataplane: dataplanePath(), workers: ctx.engine.workers().length });
+}
+
+/** `GET /v3/elb/workers`: the worker processes (SPEC §10); [] when lb4 runs as one process. */
+function workersRoute(ctx: AdminContext, req: AdminRequest): AdminResponse {
+  onlyQuery(req.query, []);
+  return json(200, {
+    workers: ctx.engine.workers().map((w) => ({ index: w.index, pid: w.pid, ready: w.ready, active_connections: w.connections, uptime_s: Math.floor(w.uptimeMs / 1000) })),
+    restarts: ctx.engine.dataPlane.restarts ?? 0,
+  });
 }
 
 async function metricsRoute(ctx: AdminContext, req: AdminRequest): Promise<AdminResponse> {
@@ -518,6 +527,7 @@ const table: Array<[string, string, Handler]> = [
   ["GET", "/v3/elb/dashboard", dashboardState],
   ["GET", "/v3/elb/events", eventsRoute],
   ["GET", "/metrics", metricsRoute],
+  ["GET", "/v3/elb/workers", workersRoute],
   ["POST", "/v3/elb/reload", reloadRoute],
   ["GET", "/v3/elb/loadbalancers", listLoadBalancersRoute],
   ["GET", "/v3/elb/loadbalancers/:id", getLoadBalancer],

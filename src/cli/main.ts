@@ -4,7 +4,7 @@
  * start, request refused), 2 usage error.
  */
 import { Command, CommanderError, Option } from "commander";
-import type { Config } from "../config/schema.js";
+import { MAX_WORKERS, type Config } from "../config/schema.js";
 import { gateWithState } from "../control/gate.js";
 import { StateStore, memberChangeCount, type RuntimeState } from "../state/store.js";
 import { memberKey } from "../model/member.js";
@@ -23,6 +23,7 @@ import { claimPidFile, pidFileOf } from "./pidfile.js";
 import { registerMembers } from "./members.js";
 import { registerReload, registerStatus } from "./status.js";
 import { describeDataplane } from "../platform/dataplane-path.js";
+import { workerCount, type WorkersSetting } from "../workers/count.js";
 
 const program = new Command();
 
@@ -41,9 +42,14 @@ program
   )
   .option("-c, --config <file>", `config file (.yaml, .yml or .json); default: $${CONFIG_ENV} (YAML text) if set, else ${DEFAULT_CONFIG_FILE}`)
   .addOption(new Option("--grace <seconds>", "on SIGTERM/SIGINT, how long open connections may finish before they are closed").default(10).argParser(parsePositive))
+  .addOption(new Option("--workers <auto|N>", `worker processes serving TCP, 1-${MAX_WORKERS} or auto (one per core); overrides the config's workers (default auto)`).argParser(parseWorkers))
   .addHelpText(
     "after",
     `
+Workers (SPEC §10): with 2 or more, this process is the primary (config, admin API, health
+checks, UDP) and the workers accept TCP connections; limits, persistence, metrics and status
+hold for the whole instance. --workers 1 runs everything in one process.
+
 Signals:
   SIGTERM, SIGINT   stop accepting, let connections finish for --grace seconds, exit 0
   SIGHUP            reload the config (the same file, or ${CONFIG_ENV} again); an invalid one is refused and the running config stays
@@ -55,13 +61,15 @@ Examples:
   lb4 start --config lb4.yaml
   LB4_CONFIG="$(cat lb4.yaml)" lb4 start      (the container way: no file needed)`,
   )
-  .action(async (opts: { config?: string; grace: number }) => {
+  .action(async (opts: { config?: string; grace: number; workers?: WorkersSetting }) => {
     const src = await configSource(opts.config);
     const { config, file } = await loadSource(src, { ctx: await stateContext(src) });
-    const logger = createLogger(config.log.level);
+    const workers = workerCount(opts.workers ?? config.workers);
+    // Workers write to the same stdout: every write is whole lines of at most PIPE_BUF bytes.
+    const logger = createLogger(config.log.level, { atomic: workers >= 2 });
     let handle: LoadBalancerHandle;
     try {
-      handle = await startLoadBalancer(config, { logger, persistState: true, tuning: { shutdownGraceMs: opts.grace * 1000 } });
+      handle = await startLoadBalancer(config, { logger, persistState: true, workers, tuning: { shutdownGraceMs: opts.grace * 1000 } });
     } catch (err) {
       logger.flush();
       throw err;
@@ -119,7 +127,7 @@ Examples:
     const adminUrl = admin ? `http://${admin.address.host.includes(":") ? `[${admin.address.host}]` : admin.address.host}:${admin.address.port}` : undefined;
     const listeners = config.loadbalancers.flatMap((lb) => lb.listeners.map((l) => `${l.protocol} ${memberKey(lb.vip_address, l.protocol_port)} (${lb.id}/${l.id})`));
     logger.info(
-      { ev: "start", config: file, listeners, dataplane: describeDataplane(), ...(adminUrl ? { admin: adminUrl, admin_auth: config.admin?.token ? "token" : "none (loopback only)" } : {}) },
+      { ev: "start", config: file, listeners, dataplane: describeDataplane(), workers, ...(adminUrl ? { admin: adminUrl, admin_auth: config.admin?.token ? "token" : "none (loopback only)" } : {}) },
       `lb4 started: ${listeners.length} listener(s)${adminUrl ? `; admin API on ${adminUrl}` : ""}`,
     );
 
@@ -252,6 +260,13 @@ registerStatus(program);
 registerMembers(program);
 registerReload(program);
 registerState(program);
+
+function parseWorkers(v: string): WorkersSetting {
+  if (v === "auto") return "auto";
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) throw new CommanderError(2, "lb4.usage", `--workers: expected auto or an integer from 1 to ${MAX_WORKERS}, got "${v}"`);
+  return n;
+}
 
 function parsePositive(v: string): number {
   const n = Number(v);

@@ -41,20 +41,30 @@ type LoadBalancerStatus = Omit<LoadBalancerView, "listeners" | "pools"> & { list
 export interface StatusSnapshot {
   /** The TCP data plane lb4 runs (`handles` or `net`, from /healthz); absent from an lb4 that does not say. */
   dataplane?: string;
+  /** Worker processes (SPEC §10); absent when lb4 runs as one process or does not say. */
+  workers?: WorkersJson;
   loadbalancers: LoadBalancerStatus[];
 }
 
+interface WorkersJson {
+  workers: Array<{ index: number; pid: number; ready: boolean; active_connections: number; uptime_s: number }>;
+  restarts: number;
+}
+
 export async function fetchStatus(client: AdminClient): Promise<StatusSnapshot> {
-  const [lbs, listeners, pools, health] = await Promise.all([
+  const [lbs, listeners, pools, health, workers] = await Promise.all([
     client.get<{ loadbalancers: LoadBalancerView[] }>("/v3/elb/loadbalancers"),
     client.get<{ listeners: ListenerJson[] }>("/v3/elb/listeners"),
     client.get<{ pools: PoolJson[] }>("/v3/elb/pools"),
-    client.get<{ dataplane?: unknown }>("/healthz"),
+    client.get<{ dataplane?: unknown; workers?: unknown }>("/healthz"),
+    // An lb4 from before workers has no such path.
+    client.get<WorkersJson>("/v3/elb/workers").catch(() => undefined),
   ]);
   const members = await Promise.all(pools.pools.map((p) => client.get<{ members: MemberView[] }>(`/v3/elb/pools/${seg(p.id)}/members`)));
   const poolsWithMembers: PoolStatus[] = pools.pools.map((p, i) => ({ ...p, members: members[i]!.members }));
   return {
     ...(typeof health?.dataplane === "string" ? { dataplane: health.dataplane } : {}),
+    ...(workers && workers.workers.length > 0 ? { workers } : {}),
     loadbalancers: lbs.loadbalancers.map((lb) => ({
       ...lb,
       listeners: listeners.listeners.filter((l) => l.loadbalancer_id === lb.id),
@@ -63,9 +73,14 @@ export async function fetchStatus(client: AdminClient): Promise<StatusSnapshot> 
   };
 }
 
+function renderWorkers(w: WorkersJson): string {
+  const rows = w.workers.map((x) => [x.index, x.pid, x.ready ? "ready" : "starting", x.active_connections, `${x.uptime_s}s`]);
+  return `Workers: ${w.workers.length} (restarts ${w.restarts})\n${table(["WORKER", "PID", "STATE", "CONNECTIONS", "UPTIME"], rows, "  ")}`;
+}
+
 export function renderStatus(s: StatusSnapshot): string {
   const out: string[] = [];
-  const dataplane = s.dataplane ? `\nTCP data plane: ${s.dataplane}` : "";
+  const dataplane = (s.dataplane ? `\nTCP data plane: ${s.dataplane}` : "") + (s.workers ? `\n${renderWorkers(s.workers)}` : "");
   if (!s.loadbalancers.length) return `no load balancers configured${dataplane}`;
   for (const lb of s.loadbalancers) {
     out.push(`Load balancer ${lb.id}${lb.name ? ` (${lb.name})` : ""}  vip ${lb.vip_address}${lb.vpc_id ? `  vpc ${lb.vpc_id}` : ""}`);

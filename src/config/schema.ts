@@ -8,6 +8,9 @@ import { EXPECTED_CODES_INVALID, validateExpectedCodes } from "../health/expecte
 import { canonicalIp, canonicalRange, ipFamily } from "../ip.js";
 import { escapeProblem } from "../health/tcp-exchange.js";
 
+/** The most worker processes `workers` may ask for. */
+export const MAX_WORKERS = 64;
+
 const int = (min: number, max: number) =>
   z
     .number({ error: `must be an integer from ${min} to ${max}` })
@@ -196,6 +199,8 @@ export const configSchema = z.strictObject({
     })
     .optional(),
   state_dir: z.string().min(1).default("./lb4-state"),
+  /** Processes serving TCP (SPEC §10): auto = one per core; 1 = one process, as before. */
+  workers: z.union([z.literal("auto"), int(1, MAX_WORKERS)], { error: `must be "auto" or an integer from 1 to ${MAX_WORKERS}` }).default("auto"),
   log: z
     .strictObject({
       level: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }).default("info"),

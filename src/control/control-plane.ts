@@ -10,7 +10,7 @@ import { sleep, systemClock, systemTimers, type Clock, type Timers } from "../cl
 import { encodeHeader } from "../clientip/codec.js";
 import type { Config, ConfigInput, LoadBalancerConfig, MemberConfig, MemberInput, PoolConfig } from "../config/schema.js";
 import { allocateSnatAddresses, backendSubnets, isCrossVpc, vpcView, type VpcView } from "../crossvpc/rules.js";
-import { DataPlane, type LbRuntime } from "../dataplane/dataplane.js";
+import { DataPlane, type DataPlaneOptions, type DataPlanePort, type LbRuntime } from "../dataplane/dataplane.js";
 import type { Listener } from "../dataplane/listener.js";
 import { usableLocalAddresses } from "../dataplane/local-address.js";
 import type { TcpTuning } from "../dataplane/tcp.js";
@@ -58,6 +58,8 @@ export interface EngineOptions {
    * (`lb4 start` turns this on; embedding opts in).
    */
   persistState?: boolean;
+  /** The data plane to run snapshots on; default: a DataPlane in this process (startLoadBalancer's `workers` passes the primary's). */
+  dataPlane?: (opts: DataPlaneOptions) => DataPlanePort;
 }
 
 export interface MemberPatch {
@@ -98,7 +100,7 @@ export class Engine {
   readonly clock: Clock;
   private readonly timers: Timers;
   readonly tuning: Tuning;
-  readonly dataPlane: DataPlane;
+  readonly dataPlane: DataPlanePort;
   readonly health: HealthChecker;
   readonly events = new EventLog();
   /** Health-check key (`pool/member`) → the member it checks. */
@@ -124,7 +126,8 @@ export class Engine {
     this.timers = opts.timers ?? systemTimers;
     this.tuning = { ...DEFAULT_TUNING, ...opts.tuning };
     this.persistState = opts.persistState ?? false;
-    this.dataPlane = new DataPlane({ logger: this.logger, clock: this.clock, timers: this.timers, tuning: this.tuning });
+    const dpOpts: DataPlaneOptions = { logger: this.logger, clock: this.clock, timers: this.timers, tuning: this.tuning };
+    this.dataPlane = opts.dataPlane ? opts.dataPlane(dpOpts) : new DataPlane(dpOpts);
     this.health = new HealthChecker({
       clock: this.clock,
       ...(opts.timers ? { timers: opts.timers } : {}),
@@ -477,6 +480,16 @@ export class Engine {
     return this.dataPlane.activeConnections;
   }
 
+  /** Fresh counters from every worker before a read (no-op in one process). */
+  async refreshCounters(): Promise<void> {
+    await this.dataPlane.refresh?.();
+  }
+
+  /** The worker processes (SPEC §10), or [] in one process. */
+  workers(): ReturnType<NonNullable<DataPlanePort["workers"]>> {
+    return this.dataPlane.workers?.() ?? [];
+  }
+
   /** A member's health-check state: UNCHECKED until its first result; undefined without a monitor. */
   memberHealth(poolId: string, memberId: string): "UNCHECKED" | "ONLINE" | "OFFLINE" | undefined {
     return this.health.status(`${poolId}/${memberId}`)?.state;
@@ -501,7 +514,7 @@ export class Engine {
     // Destroyed sockets report 'close' within a few loop turns; bounded, so a leaked count cannot hold the exit.
     for (let turns = 0; this.activeConnections > 0 && turns < 200; turns++) await new Promise((r) => setTimeout(r, 5));
     if (this.activeConnections > 0) this.logger.warn({ ev: "shutdown_leftover", active: this.activeConnections }, "connections still counted after shutdown");
-    this.dataPlane.close();
+    await this.dataPlane.close();
     if (this.healthSave !== undefined) {
       this.timers.clear(this.healthSave);
       this.healthSave = undefined;

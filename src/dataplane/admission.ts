@@ -40,8 +40,7 @@ export function admit(l: Admitting, ip: string, open: number, cap: number, fds: 
     return false;
   }
   if (open >= cap) {
-    l.stats.refusedLimit++;
-    l.deps.refusalLog.warn("limit", { listener: l.config.id, client: ip, msg: `${LIMIT[proto]}; ${LOSS[proto]}` });
+    refuseLimit(l, ip);
     return false;
   }
   if (!l.budget.tryTake(fds)) {
@@ -54,6 +53,13 @@ export function admit(l: Admitting, ip: string, open: number, cap: number, fds: 
     return false;
   }
   return true;
+}
+
+/** Refused by the limit (here, or by the primary for the whole instance): counted and logged. */
+export function refuseLimit(l: Pick<Admitting, "config" | "stats" | "deps">, ip: string): void {
+  const proto = l.config.protocol;
+  l.stats.refusedLimit++;
+  l.deps.refusalLog.warn("limit", { listener: l.config.id, client: ip, msg: `${LIMIT[proto]}; ${LOSS[proto]}` });
 }
 
 /** The listener's connection_limit as a cap (0 = unlimited). */

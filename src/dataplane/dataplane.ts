@@ -24,12 +24,24 @@ import type { TcpConn } from "./tcp-conn.js";
 import { HandleTcpListener } from "./tcp-handles.js";
 import { dataplanePath } from "../platform/dataplane-path.js";
 import { UdpListener } from "./udp.js";
+import { MirrorListener } from "./mirror-listener.js";
+import type { SharedAdmission } from "./shared-admission.js";
+
+/**
+ * What this process serves (SPEC §10): everything (one process); the TCP listeners (a
+ * worker: UDP stays with the primary, persistence and limits are asked of it); or the UDP
+ * listeners with TCP ones mirrored from the workers' reports (the primary).
+ */
+export type DataPlaneRole = "single" | "worker" | "primary";
 
 export interface DataPlaneOptions {
   logger: Logger;
   clock: Clock;
   timers: Timers;
   tuning: TcpTuning & { tickMs: number };
+  role?: DataPlaneRole;
+  /** A worker's line to the primary for instance-wide limits and persistence. */
+  shared?: SharedAdmission;
 }
 
 export interface LbRuntime {
@@ -45,7 +57,38 @@ export function headerMode(pool: PoolRuntime, member: MemberRuntime): "toa" | "p
   return headerModeOf(pool.config.client_ip, member.crossVpc);
 }
 
-export class DataPlane {
+/** A worker process as the read model shows it (SPEC §10: `lb4 status`). */
+export interface WorkerView {
+  index: number;
+  pid: number;
+  ready: boolean;
+  /** Open TCP connections, as last reported. */
+  connections: number;
+  uptimeMs: number;
+}
+
+/**
+ * What the control plane needs of a data plane: this process's DataPlane, or the primary's
+ * view of N workers (workers/primary.ts).
+ */
+export interface DataPlanePort {
+  readonly snapshot: Snapshot;
+  readonly lbs: ReadonlyMap<string, LbRuntime>;
+  readonly activeConnections: number;
+  apply(next: Snapshot): Promise<Plan>;
+  pool(poolId: string): PoolRuntime | undefined;
+  listener(listenerId: string): Listener | undefined;
+  stopAccepting(): Promise<void>;
+  destroyAll(): void;
+  close(): void | Promise<void>;
+  /** Bring counters up to date before a read (workers report on their own only now and then). */
+  refresh?(): Promise<void>;
+  workers?(): WorkerView[];
+  /** Workers started again after one died (lb4_worker_restarts_total). */
+  readonly restarts?: number;
+}
+
+export class DataPlane implements DataPlanePort {
   readonly lbs = new Map<string, LbRuntime>();
   private current: Snapshot = EMPTY_SNAPSHOT;
   /** Listeners removed by a snapshot whose connections are still open: swept until they end. */
@@ -56,6 +99,8 @@ export class DataPlane {
   private readonly clock: Clock;
   private readonly timers: Timers;
   private readonly tuning: DataPlaneOptions["tuning"];
+  readonly role: DataPlaneRole;
+  private readonly shared: SharedAdmission | undefined;
   private ticker: unknown;
   private closed = false;
 
@@ -64,6 +109,8 @@ export class DataPlane {
     this.clock = opts.clock;
     this.timers = opts.timers;
     this.tuning = opts.tuning;
+    this.role = opts.role ?? "single";
+    this.shared = opts.shared;
     this.refusalLog = new RateLimitedLog(this.logger, () => this.clock.now());
     this.accessLog = new AccessLog(this.logger, () => this.clock.now());
     this.armTick();
@@ -86,11 +133,12 @@ export class DataPlane {
     // Pools that new listeners point at must exist before they bind; build them aside.
     const newPools = new Map<string, PoolRuntime>();
     const poolFor = (lbId: string, id: string): PoolRuntime | undefined => this.lbs.get(lbId)?.pools.get(id) ?? newPools.get(id);
-    for (const { lbId, pool } of p.pools.add) newPools.set(pool.settings.id, new PoolRuntime(lbId, { ...pool.settings, members: [] }, () => this.clock.now()));
+    for (const { lbId, pool } of p.pools.add) newPools.set(pool.settings.id, new PoolRuntime(lbId, { ...pool.settings, members: [] }, () => this.clock.now(), { persistence: this.role !== "worker" }));
 
     const bound: Array<{ lbId: string; listener: Listener }> = [];
     try {
       for (const step of p.bind) {
+        if (this.role === "worker" && step.listener.protocol === "UDP") continue; // the primary serves UDP
         const pool = poolFor(step.lbId, step.listener.default_pool_id)!;
         const l = this.createListener(step.lbId, step.vip, step.listener, pool);
         await l.listen();
@@ -99,7 +147,7 @@ export class DataPlane {
     } catch (err) {
       await Promise.all(bound.map((b) => b.listener.stopAccepting()));
       const e = err as NodeJS.ErrnoException;
-      const failed = p.bind[bound.length]!;
+      const failed = p.bind.filter((b) => !(this.role === "worker" && b.listener.protocol === "UDP"))[bound.length]!;
       throw new Lb4Error(
         "LB4.LISTEN_FAILED",
         `cannot listen on ${failed.listener.protocol} ${memberKey(failed.vip, failed.listener.protocol_port)} for listener "${failed.listener.id}" (${e.code ?? e.message}); ` +
@@ -192,6 +240,7 @@ export class DataPlane {
   private createListener(lbId: string, vip: string, cfg: ListenerConfig, pool: PoolRuntime): Listener {
     const shared = { lbId, vip, logger: this.logger, refusalLog: this.refusalLog, clock: () => this.clock.now() };
     const acl = compileAccessList(cfg.ipgroup);
+    if (cfg.protocol === "TCP" && this.role === "primary") return new MirrorListener(cfg, pool, acl);
     if (cfg.protocol === "UDP") {
       const l: UdpListener = new UdpListener(cfg, pool, acl, {
         ...shared,
@@ -209,6 +258,8 @@ export class DataPlane {
       accessLog: this.accessLog,
       tuning: this.tuning,
       onSessionEnd: onTcpSessionEnd,
+      ...(this.shared ? { shared: this.shared } : {}),
+      ...(this.role === "worker" ? { exclusive: false } : {}),
       headerFor: tcpHeaderFor,
       localAddressFor: (member) => {
         if (!member.crossVpc) return undefined;

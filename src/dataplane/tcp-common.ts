@@ -14,19 +14,78 @@ import { IntrusiveList, type Linked } from "./intrusive-list.js";
 import type { Listener } from "./listener.js";
 import { ListenerStats, type EndReason, type Traffic } from "./stats.js";
 import type { TcpListenerDeps } from "./tcp.js";
-import { countHandover, pickMember, type Admitting } from "./admission.js";
+import { countHandover, pickMember, refuseLimit, type Admitting } from "./admission.js";
 import type { ClientInfo } from "../scheduling/types.js";
+import { isEligible } from "../scheduling/weights.js";
+import { CLAIM_ASKED, CLAIM_HELD, CLAIM_NONE, needsClaim, type ClaimingConn } from "./shared-admission.js";
 
 /** At most this many connect attempts per client: the first and 2 retries (SPEC §3). */
 export const MAX_CONNECT_TRIES = 3;
 
 /** A connection being placed on a member, on either data plane. */
 export interface TryingConn extends ClientInfo {
-  readonly listener: Admitting & { readonly deps: { logger: TcpListenerDeps["logger"]; refusalLog: TcpListenerDeps["refusalLog"] } };
+  readonly listener: Admitting & { readonly deps: Pick<TcpListenerDeps, "logger" | "refusalLog" | "shared"> };
   tries: number;
   member: MemberRuntime | undefined;
   avoid: MemberRuntime[] | undefined;
+  /** The member the instance-wide persistence table gave (workers only), tried first. */
+  sticky: MemberRuntime | undefined;
   fail(reason: EndReason, err?: Error, refused?: boolean): void;
+}
+
+/** A new connection on either data plane, before its first try. */
+export interface StartingConn extends TryingConn, Omit<ClaimingConn, "listener"> {
+  /** fail() ran or the session finished. */
+  readonly done: boolean;
+  connect(lastError?: Error): void;
+}
+
+/**
+ * Start a new connection: at once, or (in a worker, for a listener with a limit or a
+ * persistent pool) once the primary answered (SPEC §10: limits and persistence hold for
+ * the instance). The client is not read meanwhile; its bytes wait in the kernel.
+ */
+export function begin(s: StartingConn): void {
+  const shared = s.listener.deps.shared;
+  if (shared === undefined || !needsClaim(s.listener)) {
+    s.connect();
+    return;
+  }
+  s.claim = CLAIM_ASKED;
+  shared.claim(s);
+}
+
+/** The primary's answer to begin()'s claim. */
+export function claimAnswered(s: StartingConn, ok: boolean, memberId: string | undefined): void {
+  const l = s.listener;
+  const limited = l.config.connection_limit > 0;
+  if (s.done) {
+    // Closed while asking (shutdown): give back the slot it was just granted.
+    s.claim = CLAIM_NONE;
+    if (ok && limited) l.deps.shared!.release(l.config.id);
+    return;
+  }
+  if (!ok) {
+    s.claim = CLAIM_NONE;
+    refuseLimit(l, s.ip);
+    s.fail("closed", undefined, true);
+    return;
+  }
+  s.claim = limited ? CLAIM_HELD : CLAIM_NONE;
+  if (memberId !== undefined) s.sticky = l.pool.members.get(memberId);
+  s.connect();
+}
+
+/** A connection ended (served or refused): its slot of the instance's limit goes back, its persistence entry idles. */
+export function endShared(s: TryingConn & { claim: number }): void {
+  const shared = s.listener.deps.shared;
+  if (shared === undefined) return;
+  const l = s.listener;
+  if (s.claim === CLAIM_HELD) {
+    s.claim = CLAIM_NONE;
+    shared.release(l.config.id);
+  }
+  if (s.member && l.pool.config.session_persistence) shared.touch(l.pool.id, s.ip, s.member.id);
 }
 
 /**
@@ -36,11 +95,14 @@ export interface TryingConn extends ClientInfo {
 export function startTry(s: TryingConn, lastError: Error | undefined): MemberRuntime | undefined {
   const l = s.listener;
   const first = s.tries === 0;
-  const member = pickMember(l, s, s.avoid, first);
+  const sticky = s.sticky;
+  const member = first && sticky !== undefined && !sticky.removed && isEligible(sticky) ? sticky : pickMember(l, s, s.avoid, first);
   if (!member) {
     s.fail(first ? "closed" : "connect_failed", lastError, first);
     return undefined;
   }
+  // A worker placed a persistent client elsewhere than the instance's table says: tell it.
+  if (member !== sticky && l.deps.shared !== undefined && l.pool.config.session_persistence) l.deps.shared.stick(l.pool.id, s.ip, member.id);
   countHandover(l, member, first);
   s.tries++;
   s.member = member;
@@ -208,7 +270,7 @@ export abstract class TcpListenerBase<S extends ListenerSession<S>> implements L
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       this.server.once("error", onError);
-      this.server.listen({ host: this.deps.vip, port: this.config.protocol_port, exclusive: true }, () => {
+      this.server.listen({ host: this.deps.vip, port: this.config.protocol_port, exclusive: this.deps.exclusive ?? true }, () => {
         this.server.off("error", onError);
         try {
           this.onListening();

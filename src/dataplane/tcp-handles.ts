@@ -36,7 +36,7 @@ import { admit, limitOf } from "./admission.js";
 import type { EndReason } from "./stats.js";
 import type { TcpConn } from "./tcp-conn.js";
 import type { TcpListenerDeps } from "./tcp.js";
-import { endFailedTry, logConnection, startTry, sweepConnection, TcpListenerBase } from "./tcp-common.js";
+import { begin, claimAnswered, endFailedTry, endShared, logConnection, startTry, sweepConnection, TcpListenerBase } from "./tcp-common.js";
 
 const FDS_PER_CONNECTION = 2;
 /** Bytes of one read buffer (one per connected handle). */
@@ -235,6 +235,8 @@ export class HandleSession implements TcpConn {
   member: MemberRuntime | undefined = undefined;
   tries = 0;
   avoid: MemberRuntime[] | undefined = undefined;
+  sticky: MemberRuntime | undefined = undefined;
+  claim = 0;
   readonly startedAt: number;
   connectDeadline = Infinity;
   idleSince: number;
@@ -272,6 +274,14 @@ export class HandleSession implements TcpConn {
     const c = this.client;
     const up = this.upstream;
     return (c.st & CLOSED ? 0 : c.writeQueueSize) + (up && !(up.st & CLOSED) ? up.writeQueueSize : 0);
+  }
+
+  get done(): boolean {
+    return this.ended;
+  }
+
+  claimed(ok: boolean, memberId: string | undefined): void {
+    claimAnswered(this, ok, memberId);
   }
 
   /** Pick a member (avoiding failed ones) and connect; refuse the client when none is left. */
@@ -404,6 +414,7 @@ export class HandleSession implements TcpConn {
       l.budget.give(FDS_PER_CONNECTION);
       this.client.sess = undefined;
       l.sessions.delete(this);
+      endShared(this);
       return;
     }
     this.closeBoth();
@@ -422,6 +433,7 @@ export class HandleSession implements TcpConn {
     if (up) up.sess = undefined;
     const m = this.member;
     if (m) m.active--;
+    endShared(this);
     const bytesIn = c.nread;
     const bytesOut = up ? up.nread : 0;
     l.stats.bytesIn += bytesIn;
@@ -479,7 +491,7 @@ export class HandleTcpListener extends TcpListenerBase<HandleSession> {
     this.stats.active++;
     const s = new HandleSession(this, handle, ip, port, this.deps.clock());
     this.sessions.add(s);
-    s.connect();
+    begin(s);
   }
 
 }

@@ -22,7 +22,8 @@ import type { AccessLog } from "./access-log.js";
 import { admit, limitOf } from "./admission.js";
 import type { FdBudget } from "./fd-budget.js";
 import { peerAddress } from "../platform/node-internals.js";
-import { endFailedTry, logConnection, startTry, sweepConnection, TcpListenerBase } from "./tcp-common.js";
+import { begin, claimAnswered, endFailedTry, endShared, logConnection, startTry, sweepConnection, TcpListenerBase } from "./tcp-common.js";
+import type { SharedAdmission } from "./shared-admission.js";
 
 export { MAX_CONNECT_TRIES } from "./tcp-common.js";
 
@@ -50,6 +51,10 @@ export interface TcpListenerDeps {
   onSessionEnd?: (session: TcpConn) => void;
   /** Descriptor budget; default: the process-wide one (fd-budget.ts). */
   fdBudget?: FdBudget;
+  /** In a worker: the instance-wide limit and persistence, decided by the primary. */
+  shared?: SharedAdmission;
+  /** Bind the port alone (default); false in a cluster worker, which shares the primary's socket (SCHED_NONE). */
+  exclusive?: boolean;
 }
 
 const kSession = Symbol("lb4.session");
@@ -103,6 +108,8 @@ export class TcpSession implements TcpConn {
   tries = 0;
   /** Members that failed for this connection; allocated on the first failure only. */
   avoid: MemberRuntime[] | undefined;
+  sticky: MemberRuntime | undefined = undefined;
+  claim = 0;
   readonly startedAt: number;
   /** Connect deadline while connecting; Infinity once connected. */
   connectDeadline = Infinity;
@@ -203,6 +210,14 @@ export class TcpSession implements TcpConn {
     c.resume();
   }
 
+  get done(): boolean {
+    return this.failing || this.ended;
+  }
+
+  claimed(ok: boolean, memberId: string | undefined): void {
+    claimAnswered(this, ok, memberId);
+  }
+
   upstreamError(err: Error): void {
     if (this.isConnected || this.ended) {
       this.fail("member_error", err);
@@ -252,6 +267,7 @@ export class TcpSession implements TcpConn {
       l.budget.give(FDS_PER_CONNECTION);
       this.client[kSession] = undefined;
       l.sessions.delete(this);
+      endShared(this);
     }
   }
 
@@ -283,6 +299,7 @@ export class TcpSession implements TcpConn {
     if (this.upstream) this.upstream[kSession] = undefined;
     const m = this.member;
     if (m) m.active--;
+    endShared(this);
     // Read and added in the same turn the session leaves the list: traffic() never counts it twice.
     const bytesIn = c.bytesRead;
     const bytesOut = c.bytesWritten;
@@ -324,6 +341,6 @@ export class TcpListener extends TcpListenerBase<TcpSession> {
     this.stats.active++;
     const s = new TcpSession(this, socket, ip, peer.port, this.deps.clock());
     this.sessions.add(s);
-    s.connect();
+    begin(s);
   }
 }

@@ -165,6 +165,35 @@ export function createMetrics(engine: Engine, opts: { processMetrics?: boolean }
     },
   });
 
+  new client.Counter({
+    name: "lb4_worker_restarts_total",
+    help: "Worker processes started again after one exited (SPEC §10); 0 when lb4 runs as one process",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(engine.dataPlane.restarts ?? 0);
+    },
+  });
+  new client.Gauge({
+    name: "lb4_worker_connections_active",
+    help: "Open TCP connections per worker process, as last reported",
+    labelNames: ["worker", "pid"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const w of engine.workers()) this.set({ worker: String(w.index), pid: String(w.pid) }, w.connections);
+    },
+  });
+  new client.Gauge({
+    name: "lb4_workers",
+    help: "Worker processes serving TCP, ready ones (0 when lb4 runs as one process)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.set(engine.workers().filter((w) => w.ready).length);
+    },
+  });
+
   new client.Gauge({
     name: "lb4_dataplane_info",
     help: "The TCP data plane new listeners run on (handles: libuv stream handles; net: net.Socket), 1 for the one in use",

@@ -29,11 +29,14 @@ export class PoolRuntime {
   /** Source-IP stickiness (session_persistence), when configured. */
   persistence: PersistenceTable<MemberRuntime> | undefined;
   private readonly now: () => number;
+  /** Keep a persistence table here (false in a worker: the primary holds the instance's). */
+  private readonly localPersistence: boolean;
 
-  constructor(lbId: string, config: PoolConfig, now: () => number) {
+  constructor(lbId: string, config: PoolConfig, now: () => number, opts: { persistence?: boolean } = {}) {
     this.lbId = lbId;
     this.config = config;
     this.now = now;
+    this.localPersistence = opts.persistence ?? true;
     this.scheduler = createScheduler<MemberRuntime>(config.lb_algorithm);
     this.configurePersistence();
   }
@@ -52,7 +55,7 @@ export class PoolRuntime {
 
   private configurePersistence(): void {
     const sp = this.config.session_persistence;
-    if (!sp) {
+    if (!sp || !this.localPersistence) {
       this.persistence = undefined;
       return;
     }

@@ -1,0 +1,143 @@
+/**
+ * A worker process (SPEC §10): the TCP data plane, run from the snapshots the primary sends.
+ * It accepts on the primary's listening sockets (node:cluster, SCHED_NONE: the kernel hands
+ * each connection to one worker), reports counters back, and asks the primary only what
+ * must hold across workers. Signals are the primary's business: a worker ignores them and
+ * exits when told to, or when the primary is gone (the IPC channel closes).
+ */
+import type { Logger } from "pino";
+import { systemClock, systemTimers } from "../clock.js";
+import { DataPlane } from "../dataplane/dataplane.js";
+import type { ClaimingConn, SharedAdmission } from "../dataplane/shared-admission.js";
+import { Lb4Error } from "../errors.js";
+import { createLogger, flushAndExit } from "../log.js";
+import type { LevelWithSilent } from "pino";
+import { STAT_FIELDS, WORKER_ENV, type FromWorker, type Report, type ToWorker, type WorkerInit } from "./protocol.js";
+import { fromWire } from "./snapshot-wire.js";
+
+/** While stopping, counters go to the primary this often so its shutdown wait sees connections end. */
+const STOPPING_REPORT_MS = 25;
+
+function send(msg: FromWorker): void {
+  if (process.connected) process.send!(msg);
+}
+
+/** The primary, as the data plane's SharedAdmission: one message per ask, answers matched by id. */
+class PrimaryLink implements SharedAdmission {
+  private seq = 0;
+  private readonly waiting = new Map<number, ClaimingConn>();
+
+  claim(conn: ClaimingConn): void {
+    const id = ++this.seq;
+    this.waiting.set(id, conn);
+    send({ t: "claim", id, l: conn.listener.config.id, p: conn.listener.pool.config.session_persistence ? conn.listener.pool.id : "", ip: conn.ip });
+  }
+
+  answered(id: number, ok: boolean, m: string | undefined): void {
+    const conn = this.waiting.get(id);
+    if (!conn) return;
+    this.waiting.delete(id);
+    conn.claimed(ok, m);
+  }
+
+  release(l: string): void {
+    send({ t: "release", l });
+  }
+
+  stick(p: string, ip: string, m: string): void {
+    send({ t: "stick", p, ip, m });
+  }
+
+  touch(p: string, ip: string, m: string): void {
+    send({ t: "touch", p, ip, m });
+  }
+}
+
+function report(dp: DataPlane): Report {
+  const listeners: Report["listeners"] = [];
+  const byId = new Map<string, Report["listeners"][number]>();
+  for (const l of dp.allListeners()) {
+    const t = l.traffic();
+    const row = byId.get(l.config.id);
+    const vals = STAT_FIELDS.map((f) => l.stats[f]);
+    if (row) {
+      // A retired listener and its replacement share an id: one row.
+      vals.forEach((v, i) => (row[1][i]! += v));
+      row[2] += t.bytesIn;
+      row[3] += t.bytesOut;
+    } else {
+      const r: Report["listeners"][number] = [l.config.id, vals, t.bytesIn, t.bytesOut];
+      byId.set(l.config.id, r);
+      listeners.push(r);
+    }
+  }
+  const members: Report["members"] = [];
+  for (const lb of dp.lbs.values()) {
+    for (const p of lb.pools.values()) {
+      if (p.config.protocol !== "TCP") continue;
+      for (const m of p.members.values()) members.push([p.id, m.id, m.active, m.total]);
+    }
+  }
+  return { pid: process.pid, active: dp.activeConnections, listeners, members };
+}
+
+export function runWorker(): void {
+  const init = JSON.parse(process.env[WORKER_ENV] ?? "{}") as WorkerInit;
+  const logger: Logger = createLogger((init.level ?? "info") as LevelWithSilent, { atomic: true });
+  const link = new PrimaryLink();
+  const dp = new DataPlane({
+    logger,
+    clock: systemClock,
+    timers: systemTimers,
+    tuning: { connectTimeoutMs: init.tuning?.connectTimeoutMs ?? 5000, tickMs: init.tuning?.tickMs ?? 1000 },
+    role: "worker",
+    shared: link,
+  });
+  // The primary drives stop and reload; a signal to the whole process group must not stop a worker on its own.
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => undefined);
+
+  let applying: Promise<unknown> = Promise.resolve();
+  let stopping: ReturnType<typeof setInterval> | undefined;
+  const periodic = setInterval(() => send({ t: "counters", r: report(dp) }), init.reportMs ?? 1000);
+  periodic.unref();
+
+  process.on("message", (msg: ToWorker) => {
+    switch (msg.t) {
+      case "snap":
+        // In order: each snapshot is relative to the one before.
+        applying = applying.then(async () => {
+          try {
+            await dp.apply(fromWire(dp.snapshot, msg.wire));
+            send({ t: "applied", version: msg.wire.version });
+          } catch (err) {
+            const e = err as Error;
+            send({ t: "applied", version: msg.wire.version, error: { code: e instanceof Lb4Error ? e.code : "LB4.WORKER_APPLY_FAILED", message: e.message } });
+          }
+        });
+        return;
+      case "claimed":
+        link.answered(msg.id, msg.ok, msg.m);
+        return;
+      case "report":
+        send({ t: "counters", id: msg.id, r: report(dp) });
+        return;
+      case "stop":
+        void dp.stopAccepting();
+        stopping ??= setInterval(() => send({ t: "counters", r: report(dp) }), STOPPING_REPORT_MS);
+        return;
+      case "destroy":
+        dp.destroyAll();
+        send({ t: "counters", r: report(dp) });
+        return;
+      case "close":
+        clearInterval(periodic);
+        if (stopping) clearInterval(stopping);
+        void dp.stopAccepting();
+        dp.destroyAll();
+        dp.close();
+        flushAndExit(logger, 0, 1000);
+        return;
+    }
+  });
+  send({ t: "ready" });
+}
