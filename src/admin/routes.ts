@@ -492,8 +492,8 @@ function eventsRoute(ctx: AdminContext, req: AdminRequest): AdminResponse {
   return { status: 200, contentType, headers, stream: (sink) => l.open(sink, since) };
 }
 
-function healthz(ctx: AdminContext): AdminResponse {
-  return json(200, { status: "ok", dataplane: dataplanePath(), workers: ctx.engine.workers().length });
+function healthz(): AdminResponse {
+  return json(200, { status: "ok", dataplane: dataplanePath() });
 }
 
 /** `GET /v3/elb/workers`: the worker processes (SPEC §10); [] when lb4 runs as one process. */

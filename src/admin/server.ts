@@ -168,7 +168,7 @@ async function handle(ctx: AdminContext, { token, maxBody, names }: Settings, re
     }
     const body = await readBody(req, maxBody);
     // Counters of worker processes are brought up to date for reads that show them (SPEC §10).
-    if ((method === "GET" || method === "HEAD") && (path === "/metrics" || (path.startsWith("/v3/elb/") && path !== "/v3/elb/events"))) await ctx.engine.refreshCounters();
+    if (path === "/metrics" || (path.startsWith("/v3/elb/") && path !== "/v3/elb/events")) await ctx.engine.refreshCounters();
     response = await match.handler(ctx, { method, path, params: match.params, query: url.searchParams, body, headers: req.headers });
   } catch (err) {
     if (req.socket.destroyed && !(err instanceof HttpError)) return; // the client went away mid-request

@@ -395,9 +395,11 @@ export class ClusterDataPlane implements DataPlanePort {
     }
   }
 
+  /** Workers stop accepting and report often from now on; the count the shutdown waits on is fresh. */
   async stopAccepting(): Promise<void> {
     for (const s of this.slots) this.send(s, { t: "stop" });
     await this.local.stopAccepting();
+    await this.refresh();
   }
 
   destroyAll(): void {

@@ -77,7 +77,11 @@ describe("member changes through the admin API reach traffic", () => {
       effective_weight: 1,
       active_connections: 0,
     });
-    expect(tally(await names(port, 6))).toEqual({ a: 3, b: 3 });
+    // Each worker process round-robins on its own (SPEC §10: weights are an instance-wide
+    // proportion), so 6 connections split 3:3 in one process and within one per worker otherwise.
+    const t = tally(await names(port, 6));
+    expect(t.a! + t.b!).toBe(6);
+    expect(Math.abs(t.a! - t.b!)).toBeLessThanOrEqual(2);
 
     // A long-lived connection on b.
     const long = await connectTo(port, "b");
@@ -291,6 +295,9 @@ describe("acknowledged changes survive kill -9", () => {
       { id: cId, weight: 3, port: c.port },
     ]);
     // And traffic follows the restored set: weights 7:3 over a cycle of 10.
-    expect(tally(await names(port, 10))).toEqual({ a: 7, c: 3 });
+    // Within one per worker of 7:3 (each worker round-robins on its own, SPEC §10).
+    const t = tally(await names(port, 10));
+    expect(t.a! + t.c!).toBe(10);
+    expect(Math.abs(t.a! - 7)).toBeLessThanOrEqual(1);
   });
 });

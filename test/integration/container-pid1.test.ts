@@ -235,15 +235,24 @@ describe.skipIf(nsSkip !== undefined)(`lb4 as PID 1 in a fresh PID namespace${ns
     expect(await lb.exited).toBe(0);
   });
 
-  it("leaves no process behind: lb4 is the namespace's only process, none is a zombie, and nothing remains after it exits", async () => {
-    // No worker processes exist yet (SPEC §10 is another change); once they do, this test
-    // should see N workers here, kill one, and check it is replaced and reaped (no Z state).
+  it("leaves no process behind: lb4 and its 2 workers are the namespace's processes, a killed worker is reaped and replaced, nothing remains after it exits", async () => {
     const a = await namedEcho("a");
     servers.push(a);
     const [port, admin] = [await freePort(), await freePort()];
-    const lb = await startAsPid1(["--grace", "1"], { cwd: dir, env: { LB4_CONFIG: stringify(lbConfig(port, admin, [{ id: "m-a", port: a.port }])) } });
+    const lb = await startAsPid1(["--grace", "1", "--workers", "2"], { cwd: dir, env: { LB4_CONFIG: stringify(lbConfig(port, admin, [{ id: "m-a", port: a.port }])) } });
     expect(await whoAnswers(port)).toBe("a");
-    expect(processesIn(lb.ns)).toEqual([{ pid: lb.hostPid, state: expect.stringMatching(/^[RS]$/) }]);
+    const live = /^[RS]$/;
+    const workers = childrenOf(lb.hostPid);
+    expect(workers).toHaveLength(2);
+    expect(processesIn(lb.ns).sort((x, y) => x.pid - y.pid)).toEqual([lb.hostPid, ...workers].sort((x, y) => x - y).map((pid) => ({ pid, state: expect.stringMatching(live) })));
+    // PID 1 reaps a worker that dies (no zombie) and starts another.
+    process.kill(workers[0]!, "SIGKILL");
+    await waitFor(() => {
+      const now = childrenOf(lb.hostPid);
+      return now.length === 2 && !now.includes(workers[0]!) && processesIn(lb.ns).every((p) => live.test(p.state));
+    }, 10_000, "the killed worker to be reaped and replaced");
+    expect(processesIn(lb.ns)).toHaveLength(3);
+    expect(await whoAnswers(port)).toBe("a");
     lb.signal("SIGTERM");
     expect(await lb.exited).toBe(0);
     expect(processesIn(lb.ns)).toEqual([]);

@@ -110,7 +110,7 @@ describe.skipIf(!prlimit)(`lb4 under an open-file limit of ${LIMIT}${prlimit ? "
         },
       ],
     });
-    const proc = spawn(prlimit, [`--nofile=${LIMIT}:${LIMIT}`, process.execPath, bin, "start", "--config", file, "--grace", "1"], {
+    const proc = spawn(prlimit, [`--nofile=${LIMIT}:${LIMIT}`, process.execPath, bin, "start", "--config", file, "--grace", "1", "--workers", "1"], {
       env: { ...process.env, LB4_LOG_FORMAT: "json" },
       stdio: ["ignore", "pipe", "pipe"],
     });
