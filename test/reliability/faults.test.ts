@@ -151,7 +151,11 @@ describe.skipIf(skip !== undefined)(title("backend faults in network namespaces"
     let faultAt = 0;
     let offlineAt = 0;
     try {
-      await load.until(() => ["b1", "b2", "b3"].every((m) => (load.perMember.get(m) ?? 0) >= 5), 20_000, "every member to answer 5 requests");
+      await load.until(() => ["b1", "b2", "b3"].every((m) => (load.perMember.get(m) ?? 0) >= 5), 20_000, "every member to answer 5 requests").catch(async (err: Error) => {
+        // Say who answered and what lb4 believed, so a failure here can be told apart.
+        const health = lb.events.filter((e) => e.ev === "health" || String(e.ev).startsWith("worker") || e.ev === "reload_failed").map((e) => `${e.member ?? e.worker ?? ""} ${e.from ?? ""}->${e.to ?? ""} ${e.ev}`);
+        throw new Error(`${err.message}; answers per member ${JSON.stringify(Object.fromEntries(load.perMember))}; members ${JSON.stringify(await lb.members(POOL))}; events ${JSON.stringify(health)}; errors logged: ${lb.output().split("\n").filter((l) => /"level":(40|50)/.test(l)).slice(-5).join(" | ")}`);
+      });
       faultAt = Date.now();
       await fc.inject(ctx);
       if (fc.expectOffline) {
