@@ -500,7 +500,7 @@ function healthz(): AdminResponse {
 function workersRoute(ctx: AdminContext, req: AdminRequest): AdminResponse {
   onlyQuery(req.query, []);
   return json(200, {
-    workers: ctx.engine.workers().map((w) => ({ index: w.index, pid: w.pid, ready: w.ready, active_connections: w.connections, uptime_s: Math.floor(w.uptimeMs / 1000) })),
+    workers: ctx.engine.workers().map((w) => ({ index: w.index, pid: w.pid, ready: w.ready, active_connections: w.connections, uptime_s: Math.floor(w.uptimeMs / 1000), dataplane: w.dataplane })),
     restarts: ctx.engine.dataPlane.restarts ?? 0,
   });
 }

@@ -47,7 +47,7 @@ export interface StatusSnapshot {
 }
 
 interface WorkersJson {
-  workers: Array<{ index: number; pid: number; ready: boolean; active_connections: number; uptime_s: number }>;
+  workers: Array<{ index: number; pid: number; ready: boolean; active_connections: number; uptime_s: number; dataplane?: string }>;
   restarts: number;
 }
 
@@ -74,8 +74,8 @@ export async function fetchStatus(client: AdminClient): Promise<StatusSnapshot> 
 }
 
 function renderWorkers(w: WorkersJson): string {
-  const rows = w.workers.map((x) => [x.index, x.pid, x.ready ? "ready" : "starting", x.active_connections, `${x.uptime_s}s`]);
-  return `Workers: ${w.workers.length} (restarts ${w.restarts})\n${table(["WORKER", "PID", "STATE", "CONNECTIONS", "UPTIME"], rows, "  ")}`;
+  const rows = w.workers.map((x) => [x.index, x.pid, x.ready ? "ready" : "starting", x.active_connections, `${x.uptime_s}s`, x.dataplane ?? "-"]);
+  return `Workers: ${w.workers.length} (restarts ${w.restarts})\n${table(["WORKER", "PID", "STATE", "CONNECTIONS", "UPTIME", "DATA PLANE"], rows, "  ")}`;
 }
 
 export function renderStatus(s: StatusSnapshot): string {

@@ -64,6 +64,8 @@ export interface WorkerView {
   ready: boolean;
   /** Open TCP connections, as last reported. */
   connections: number;
+  /** The TCP data plane the worker runs (its start-up choice: handles, or net and why). */
+  dataplane: string;
   uptimeMs: number;
 }
 

@@ -201,7 +201,10 @@ export function createMetrics(engine: Engine, opts: { processMetrics?: boolean }
     registers: [registry],
     collect() {
       this.reset();
-      this.set({ path: dataplanePath() }, 1);
+      // With workers, the paths they run (they probe on their own); else this process's.
+      const paths = new Set(engine.workers().filter((w) => w.ready).map((w) => (w.dataplane.startsWith("handles") ? "handles" : "net")));
+      if (paths.size === 0) paths.add(dataplanePath());
+      for (const path of paths) this.set({ path }, 1);
     },
   });
 

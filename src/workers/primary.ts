@@ -22,6 +22,7 @@ import type { PoolRuntime } from "../model/pool.js";
 import { EMPTY_SNAPSHOT, type Snapshot } from "../model/snapshot.js";
 import { STAT_FIELDS, WORKER_ENV, type FromWorker, type Report, type ToWorker, type WorkerInit } from "./protocol.js";
 import { toWire } from "./snapshot-wire.js";
+import { dataplanePath } from "../platform/dataplane-path.js";
 
 /** A worker that has not said ready by then is killed and started again. */
 const READY_TIMEOUT_MS = 10_000;
@@ -45,6 +46,7 @@ interface Slot {
   /** The snapshot this worker runs (acknowledged). */
   runs: Snapshot;
   report: Report | undefined;
+  dataplane: string;
   /** Slots of connection_limit held by this worker's open connections, per listener. */
   claims: Map<string, number>;
   acks: Map<number, (r: { error?: { code: string; message: string } }) => void>;
@@ -109,13 +111,13 @@ export class ClusterDataPlane implements DataPlanePort {
 
   workers(): WorkerView[] {
     const now = Date.now();
-    return this.slots.map((s) => ({ index: s.index, pid: s.worker.process.pid ?? 0, ready: s.ready, connections: s.report?.active ?? 0, uptimeMs: now - s.startedAt }));
+    return this.slots.map((s) => ({ index: s.index, pid: s.worker.process.pid ?? 0, ready: s.ready, connections: s.report?.active ?? 0, uptimeMs: now - s.startedAt, dataplane: s.dataplane }));
   }
 
   private fork(index: number, crashes = 0): void {
     const init: WorkerInit = { level: this.opts.logger.level, tuning: { connectTimeoutMs: this.opts.tuning.connectTimeoutMs, tickMs: this.opts.tuning.tickMs }, reportMs: REPORT_MS };
     const worker = cluster.fork({ [WORKER_ENV]: JSON.stringify(init) });
-    const slot: Slot = { index, worker, startedAt: Date.now(), ready: false, runs: EMPTY_SNAPSHOT, report: undefined, claims: new Map(), acks: new Map(), reports: new Map(), crashes };
+    const slot: Slot = { index, worker, startedAt: Date.now(), ready: false, runs: EMPTY_SNAPSHOT, report: undefined, dataplane: "", claims: new Map(), acks: new Map(), reports: new Map(), crashes };
     this.slots[index] = slot;
     const readyTimer = setTimeout(() => {
       this.opts.logger.error({ ev: "worker_stuck", worker: index, pid: worker.process.pid }, `worker ${index} did not start within ${READY_TIMEOUT_MS / 1000} s; replacing it`);
@@ -162,6 +164,10 @@ export class ClusterDataPlane implements DataPlanePort {
       case "ready":
         clearTimeout(readyTimer);
         slot.ready = true;
+        slot.dataplane = msg.dataplane;
+        if (!msg.dataplane.startsWith(dataplanePath())) {
+          this.opts.logger.warn({ ev: "worker_dataplane", worker: slot.index, dataplane: msg.dataplane, primary: dataplanePath() }, `worker ${slot.index} runs the ${msg.dataplane} TCP data plane, not ${dataplanePath()}`);
+        }
         this.opts.logger.debug({ ev: "worker_ready", worker: slot.index, pid: slot.worker.process.pid }, `worker ${slot.index} ready`);
         void this.sync(slot);
         this.readyWaiters.forEach((w) => w());

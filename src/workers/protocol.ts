@@ -36,7 +36,7 @@ export type ToWorker =
   | { t: "close" };
 
 export type FromWorker =
-  | { t: "ready" }
+  | { t: "ready"; dataplane: string }
   | { t: "applied"; version: number; error?: { code: string; message: string } }
   | { t: "claim"; id: number; l: string; p: string; ip: string }
   | { t: "release"; l: string }

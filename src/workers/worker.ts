@@ -14,6 +14,7 @@ import { createLogger, flushAndExit } from "../log.js";
 import type { LevelWithSilent } from "pino";
 import { STAT_FIELDS, WORKER_ENV, type FromWorker, type Report, type ToWorker, type WorkerInit } from "./protocol.js";
 import { fromWire } from "./snapshot-wire.js";
+import { describeDataplane } from "../platform/dataplane-path.js";
 
 /** While stopping, counters go to the primary this often so its shutdown wait sees connections end. */
 const STOPPING_REPORT_MS = 25;
@@ -139,5 +140,5 @@ export function runWorker(): void {
         return;
     }
   });
-  send({ t: "ready" });
+  send({ t: "ready", dataplane: describeDataplane() });
 }

@@ -57,7 +57,8 @@ async function startAndCheck(env: string | undefined, want: string): Promise<voi
         },
       ]),
     );
-    const lb = await startLb4(file, adminPort, env ? { LB4_DATAPLANE: env } : {});
+    // Two workers: each probes on its own, and the path each runs is what counts (issue 15: "the fast path is what each worker runs").
+    const lb = await startLb4(file, adminPort, env ? { LB4_DATAPLANE: env } : {}, ["--grace", "1", "--workers", "2"]);
     const start = lb
       .output()
       .split("\n")
@@ -70,6 +71,9 @@ async function startAndCheck(env: string | undefined, want: string): Promise<voi
     const status = await runCli(["status"], { LB4_ADMIN_URL: lb.url, LB4_ADMIN_TOKEN: TOKEN });
     expect(status.code).toBe(0);
     expect(status.stdout).toContain(`TCP data plane: ${want}`);
+    const workers = (await api(lb.url, "GET", "/v3/elb/workers")).body.workers as Array<{ dataplane: string }>;
+    expect(workers.map((w) => w.dataplane)).toEqual([want, want]);
+    expect(status.stdout).toMatch(new RegExp(`Workers: 2 [\\s\\S]*ready .* ${want}`));
     const c = await connect(port);
     c.write("ping");
     const [echoed] = (await once(c, "data")) as [Buffer];
