@@ -135,6 +135,8 @@ Examples:
     const stop = async (signal: string) => {
       if (stopping) return;
       stopping = true;
+      // Workers report now and then: ask them, so the line says what is open (bounded wait).
+      await handle.engine.refreshCounters().catch(() => undefined);
       logger.info({ ev: "stop", signal, active: handle.activeConnections(), grace_s: opts.grace }, "stopping: no new connections, letting open ones finish");
       // Exit 0 within grace + 2 s whatever the clients, the admin API or the log reader do (SPEC §5).
       setTimeout(() => flushAndExit(logger, 0, 500), opts.grace * 1000 + 1200).unref();

@@ -88,6 +88,8 @@ export interface DataPlanePort {
   workers?(): WorkerView[];
   /** Workers started again after one died (lb4_worker_restarts_total). */
   readonly restarts?: number;
+  /** Snapshots sent to workers: how many, and the time until every worker ran one (sum, slowest). */
+  readonly fanout?: { count: number; sumMs: number; maxMs: number };
 }
 
 export class DataPlane implements DataPlanePort {

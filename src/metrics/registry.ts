@@ -184,6 +184,33 @@ export function createMetrics(engine: Engine, opts: { processMetrics?: boolean }
       for (const w of engine.workers()) this.set({ worker: String(w.index), pid: String(w.pid) }, w.connections);
     },
   });
+  new client.Counter({
+    name: "lb4_worker_snapshots_total",
+    help: "Snapshots (changes) sent to the workers",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(engine.dataPlane.fanout?.count ?? 0);
+    },
+  });
+  new client.Counter({
+    name: "lb4_worker_snapshot_seconds_total",
+    help: "Time from sending a snapshot until every worker ran it, summed (divide by lb4_worker_snapshots_total for the mean)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc((engine.dataPlane.fanout?.sumMs ?? 0) / 1000);
+    },
+  });
+  new client.Gauge({
+    name: "lb4_worker_snapshot_seconds_max",
+    help: "The slowest time from sending a snapshot until every worker ran it, since start",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.set((engine.dataPlane.fanout?.maxMs ?? 0) / 1000);
+    },
+  });
   new client.Gauge({
     name: "lb4_workers",
     help: "Worker processes serving TCP, ready ones (0 when lb4 runs as one process)",

@@ -75,6 +75,7 @@ export class ClusterDataPlane implements DataPlanePort {
   private closing = false;
   private closed = false;
   restarts = 0;
+  readonly fanout = { count: 0, sumMs: 0, maxMs: 0 };
   private refreshing: Promise<void> | undefined;
 
   constructor(opts: ClusterOptions) {
@@ -299,7 +300,12 @@ export class ClusterDataPlane implements DataPlanePort {
     if (this.current === EMPTY_SNAPSHOT) await this.allReady();
     const prev = this.current;
     const slots = this.slots.filter((s) => s.ready);
+    const sentAt = performance.now();
     const results = await Promise.all(slots.map((s) => this.push(s, next)));
+    const ms = performance.now() - sentAt;
+    this.fanout.count++;
+    this.fanout.sumMs += ms;
+    if (ms > this.fanout.maxMs) this.fanout.maxMs = ms;
     const failed = results.find((r) => r.error);
     const back = async () => {
       await Promise.all(slots.filter((s) => s.runs === next).map((s) => this.push(s, prev)));

@@ -6,7 +6,8 @@
 import dgram from "node:dgram";
 import net from "node:net";
 import { describe, expect, it } from "vitest";
-import { api, LineClient, namedEcho, runCli, TOKEN, useChildFixture, whoAnswers } from "../helpers/lb4-child.js";
+import path from "node:path";
+import { adminConfig, api, LineClient, namedEcho, runCli, TOKEN, useChildFixture, whoAnswers, writeConfig } from "../helpers/lb4-child.js";
 import { customServer, freePort, waitFor, type TestServer } from "../helpers/net.js";
 import { alive, jsonLines, metricValue, running, scrape, startWorkers, waitForTcpConnLines, workers, type WorkersLb4 } from "../helpers/workers.js";
 
@@ -353,6 +354,26 @@ describe("lb4 start --workers 2 (SPEC §10)", () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]!.end).not.toBe("shutdown");
     expect(lines[0]!.bytes_in).toBe("still-here\n".length);
+  });
+
+  it("SIGHUP reloads every worker without dropping an open connection", async () => {
+    const port = await freePort();
+    const backends = await echoMembers(["a", "b"]);
+    const w = await startWorkers(fx.dir, [tcpLb(port, { members: members(backends, ["a"]) })]);
+    const pids = await twoReadyWorkers(w);
+    const c = await LineClient.open(port);
+    fx.clients.push(c);
+    expect(await c.line()).toBe("a");
+    // The file now names b only: after SIGHUP every worker sends new connections to b.
+    await writeConfig(path.join(fx.dir, "lb4.yaml"), adminConfig(Number(new URL(w.lb.url).port), "./state", [tcpLb(port, { members: members(backends.slice(1), ["b"]) })]));
+    w.lb.proc.kill("SIGHUP");
+    await waitFor(() => jsonLines(w.stdout()).some((l) => l.ev === "reload"), 10_000, "the reload line");
+    const got: string[] = [];
+    for (let round = 0; round < 4; round++) got.push(...(await Promise.all(Array.from({ length: 6 }, () => whoAnswers(port)))));
+    expect(tally(got)).toEqual({ b: 24 });
+    // The connection to a, opened before, still flows (its member left: it runs on until it ends).
+    await c.echo("after-reload");
+    expect((await workers(w.lb)).workers.map((x) => x.pid)).toEqual(pids);
   });
 
   it("kill -9 of the primary: the workers exit too (no orphans)", async () => {
