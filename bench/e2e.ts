@@ -4,14 +4,18 @@
  * Workloads: bulk TCP throughput (iperf3 -P 1 and -P 8), HTTP keep-alive request rate and
  * latency (wrk, nginx backend), new-connection rate (wrk, "Connection: close"), UDP
  * request/response (8 flows × 16 in flight, 64-byte payloads). Targets, in the same
- * session, interleaved per repetition: direct (no proxy), lb4 ("all features on"), a
- * naive Node pipe proxy, HAProxy (mode tcp, nbthread 1) and nginx stream
- * (worker_processes 1) when installed. The proxy runs on CPU 0, backends and load
- * generators (and this harness) on CPU 1.
+ * session, interleaved per repetition: direct (no proxy), lb4 ("all features on", one
+ * process: --workers 1), a naive Node pipe proxy, HAProxy (mode tcp, nbthread 1) and nginx
+ * stream (worker_processes 1) when installed. The proxy runs on CPU 0, backends and load
+ * generators (and this harness) on CPU 1. Multi-core targets, unpinned (every CPU) under
+ * the same load: lb4-w2 (--workers 2: a primary and 2 workers) and haproxy-t2 (nbthread 2).
+ * For lb4-w2 the primary's CPU and the workers' CPU per unit are reported apart; lb4-w1u
+ * (--workers 1, unpinned) separates what placement changes from what a second worker does;
+ * lb4-w2-limit adds a connection_limit never reached (each connection asks the primary).
  *
  *   node --import tsx bench/e2e.ts [--quick] [--reps N] [--duration S] [--only w1,w2]
- *        [--targets direct,lb4,lb4-net,raw,...] [--install-peers] [--cpu-prof WORKLOAD] [--quiet-wait S]
- *        [--out FILE]
+ *        [--targets direct,lb4,lb4-net,lb4-w2,haproxy-t2,raw,...] [--install-peers] [--cpu-prof WORKLOAD]
+ *        [--quiet-wait S] [--out FILE]
  *
  * --cpu-prof W: one extra lb4 run of workload W under node --cpu-prof (not in the table);
  *   the profile goes to bench/results/ and its top self-time functions are printed.
@@ -25,8 +29,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { hasCommand, installHooks, groupCpuSeconds, establishedOn, exited, foreignCpuSeconds, foreignCpuSnapshot, pinSelf, runTool, sleep, stopAll, type Pinning } from "./e2e/proc.js";
-import { ROOT, TARGETS, available, checkAdminSupport, startTarget, summariseLb4Log, type Proto, type Running, type TargetName } from "./e2e/targets.js";
+import { hasCommand, installHooks, groupCpuByPid, groupCpuSeconds, establishedOn, exited, foreignCpuSeconds, foreignCpuSnapshot, pinSelf, runTool, sleep, splitCpuSeconds, stopAll, type Pinning } from "./e2e/proc.js";
+import { LB4_WORKERS, ROOT, TARGETS, UNPINNED, available, checkAdminSupport, isLb4, startTarget, summariseLb4Log, type Proto, type Running, type TargetName } from "./e2e/targets.js";
 import { startBulkBackend, startHttpBackend, startUdpEcho, type Backend } from "./e2e/backends.js";
 import { SkipError, runBulkNode, runIperf, runUdp, runWrk, udpRrAvailable, type Sample } from "./e2e/load.js";
 import { machineInfo } from "./e2e/machine.js";
@@ -110,6 +114,10 @@ interface RunRecord {
   cpuCost?: number;
   /** CPU (% of one core) used by processes outside this benchmark during the run. */
   otherCpuPercent?: number;
+  /** lb4 with workers: the primary's CPU (% of one core) during the run. */
+  primaryCpuPercent?: number;
+  /** lb4 with workers: the workers' CPU alone per unit of work. */
+  workersCpuCost?: number;
   leftOpen?: number;
   error?: string;
   detail?: Record<string, unknown>;
@@ -129,6 +137,8 @@ interface TargetResult {
   proxyCpuPercent?: number;
   cpuCost?: number;
   otherCpuPercent?: number;
+  primaryCpuPercent?: number;
+  workersCpuCost?: number;
   errors?: number;
   lb4Log?: ReturnType<typeof summariseLb4Log>;
 }
@@ -191,7 +201,8 @@ function table(results: WorkloadResult[]): string {
     }
     const by = (t: TargetName) => w.targets.find((x) => x.target === t && x.status === "ok")?.median;
     const direct = by("direct");
-    const haproxy = by("haproxy");
+    // Multi-core targets against HAProxy with as many threads.
+    const haproxyFor = (t: TargetName) => ((LB4_WORKERS[t] ?? 1) >= 2 || t === "haproxy-t2" ? by("haproxy-t2") : by("haproxy"));
     const nginx = by("nginx");
     for (const t of w.targets) {
       const label = `${w.title} [${w.unit}]`;
@@ -201,12 +212,49 @@ function table(results: WorkloadResult[]): string {
       }
       rows.push(
         `| ${label} | ${t.target} | ${fmtValue(t.median, w.unit)} | ${fmtValue(t.min, w.unit)}–${fmtValue(t.max, w.unit)} | ${fmtMs(t.p50ms)} | ${fmtMs(t.p99ms)} | ` +
-          `${t.target === "direct" ? "1.00×" : ratio(t.median, direct)} | ${ratio(t.median, haproxy)} | ${ratio(t.median, nginx)} | ` +
+          `${t.target === "direct" ? "1.00×" : ratio(t.median, direct)} | ${ratio(t.median, haproxyFor(t.target))} | ${ratio(t.median, nginx)} | ` +
           `${t.proxyCpuPercent === undefined ? "–" : `${Math.round(t.proxyCpuPercent)}%`} | ${fmtCost(t.cpuCost, w.unit)} | ${t.errors ?? 0} |`,
       );
     }
   }
   return rows.join("\n");
+}
+
+const PRIMARY_CPU_GOAL_PERCENT = 5;
+const CPU_PER_UNIT_GOAL = 0.1;
+
+/** CPU per unit of `t` against `base`: "+x.y% (goal ±10%: met)". */
+function costChange(t: number | undefined, base: number | undefined): string {
+  if (t === undefined || base === undefined) return "–";
+  const d = t / base - 1;
+  return `${d >= 0 ? "+" : ""}${(d * 100).toFixed(1)}% ${Math.abs(d) <= CPU_PER_UNIT_GOAL ? "(goal ±10%: met)" : "(goal ±10%: MISSED)"}`;
+}
+
+/** lb4 with workers: the primary apart from the workers, and CPU per unit against lb4 with one worker. */
+function workersTable(results: WorkloadResult[]): string | undefined {
+  const rows = [
+    "| workload | target | median | vs lb4 (1 worker) | vs HAProxy nbthread 2 | CPU per unit, all | workers alone | primary CPU (% of a core) | all vs lb4 (1 worker, pinned) | all vs lb4-w1u (1 worker, unpinned) |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  let any = false;
+  for (const w of results) {
+    if (w.status !== "ok") continue;
+    const ok = (t: TargetName) => w.targets.find((x) => x.target === t && x.status === "ok");
+    const one = ok("lb4");
+    const oneU = ok("lb4-w1u");
+    const ht2 = ok("haproxy-t2");
+    for (const t of w.targets) {
+      if (t.status !== "ok" || (LB4_WORKERS[t.target] ?? 1) < 2) continue;
+      any = true;
+      const p = t.primaryCpuPercent;
+      const primary = p === undefined ? "–" : `${p.toFixed(1)}% ${p < PRIMARY_CPU_GOAL_PERCENT ? "(goal < 5%: met)" : "(goal < 5%: MISSED)"}`;
+      rows.push(
+        `| ${w.title} [${w.unit}] | ${t.target} | ${fmtValue(t.median, w.unit)} | ${ratio(t.median, one?.median)} | ${ratio(t.median, ht2?.median)} | ` +
+          `${fmtCost(t.cpuCost, w.unit)} | ${fmtCost(t.workersCpuCost, w.unit)} | ${primary} | ${costChange(t.cpuCost, one?.cpuCost)} | ${costChange(t.cpuCost, oneU?.cpuCost)} |`,
+      );
+    }
+  }
+  return any ? rows.join("\n") : undefined;
 }
 
 async function installPeers(): Promise<void> {
@@ -267,13 +315,19 @@ async function main(): Promise<void> {
 
   if (values["install-peers"]) await installPeers();
 
+  const unpinnedNote = (cpus: string) => {
+    const u = targets.filter((t) => UNPINNED.has(t));
+    return u.length ? ` (${u.join(", ")}: CPUs ${cpus})` : "";
+  };
   // Pinning: proxy on CPU 0; backends, load generators and this harness on CPU 1.
+  // The multi-core targets (lb4-w2, haproxy-t2) may run on every CPU, under the same load.
   const ncpu = os.cpus().length;
   let pinning: Pinning;
   if (ncpu >= 2 && hasCommand("taskset") && pinSelf(1)) {
-    pinning = { proxyCpu: 0, loadCpu: 1, note: "taskset: proxy on CPU 0; backends, load generators and harness on CPU 1" };
+    const allCpus = `0-${ncpu - 1}`;
+    pinning = { proxyCpu: 0, loadCpu: 1, allCpus, note: `taskset: proxy on CPU 0${unpinnedNote(allCpus)}; backends, load generators and harness on CPU 1` };
   } else {
-    pinning = { proxyCpu: undefined, loadCpu: undefined, note: `no pinning (${ncpu} CPU(s)${hasCommand("taskset") ? "" : ", taskset missing"})` };
+    pinning = { proxyCpu: undefined, loadCpu: undefined, allCpus: undefined, note: `no pinning (${ncpu} CPU(s)${hasCommand("taskset") ? "" : ", taskset missing"})` };
   }
 
   const machine = machineInfo();
@@ -321,7 +375,7 @@ async function main(): Promise<void> {
           continue;
         }
         try {
-          const r = await startTarget(t, { proto: w.proto, upstreamPort: backend.port, tmp, cpu: pinning.proxyCpu });
+          const r = await startTarget(t, { proto: w.proto, upstreamPort: backend.port, tmp, cpu: UNPINNED.has(t) ? pinning.allCpus : pinning.proxyCpu });
           running.set(t, r);
           tr.notes.push(...r.notes);
         } catch (e) {
@@ -351,6 +405,7 @@ async function main(): Promise<void> {
           if (quietWaitS > 0) await waitQuiet(quietWaitS);
           const rec: RunRecord = { rep };
           const cpu0 = r.pgid !== undefined ? groupCpuSeconds(r.pgid) : NaN;
+          const split0 = r.workerPids && r.pgid !== undefined ? groupCpuByPid(r.pgid) : undefined;
           const foreign0 = foreignCpuSnapshot();
           const t0 = performance.now();
           try {
@@ -362,8 +417,14 @@ async function main(): Promise<void> {
             if (s.errors !== undefined) rec.errors = s.errors;
             if (s.detail) rec.detail = s.detail;
             if (r.pgid !== undefined) {
-              rec.proxyCpuPercent = ((groupCpuSeconds(r.pgid) - cpu0) / elapsed) * 100;
+              // With workers, the total comes from the same per-process reading as its two parts.
+              const d = split0 ? splitCpuSeconds(split0, groupCpuByPid(r.pgid), r.pgid) : undefined;
+              rec.proxyCpuPercent = ((d ? d.leader + d.others : groupCpuSeconds(r.pgid) - cpu0) / elapsed) * 100;
               rec.cpuCost = costPerUnit(rec.proxyCpuPercent, s.value, w.unit);
+              if (d) {
+                rec.primaryCpuPercent = (d.leader / elapsed) * 100;
+                rec.workersCpuCost = costPerUnit((d.others / elapsed) * 100, s.value, w.unit);
+              }
             }
             rec.otherCpuPercent = Math.round((foreignCpuSeconds(foreign0, foreignCpuSnapshot()) / elapsed) * 100);
           } catch (e) {
@@ -388,9 +449,10 @@ async function main(): Promise<void> {
           tr.runs.push(rec);
           const v = rec.value === undefined ? `error: ${rec.error}` : `${fmtValue(rec.value, w.unit)} ${w.unit}`;
           log(
-            `${w.id} rep ${rep}/${reps} ${tr.target.padEnd(7)} ${v}` +
+            `${w.id} rep ${rep}/${reps} ${tr.target.padEnd(10)} ${v}` +
               (rec.p50ms !== undefined ? ` p50 ${fmtMs(rec.p50ms)} p99 ${fmtMs(rec.p99ms)}` : "") +
               (rec.proxyCpuPercent !== undefined ? ` cpu ${Math.round(rec.proxyCpuPercent)}%` : "") +
+              (rec.primaryCpuPercent !== undefined ? ` (primary ${rec.primaryCpuPercent.toFixed(1)}%)` : "") +
               (rec.errors ? ` errors ${rec.errors}` : "") +
               ((rec.otherCpuPercent ?? 0) >= 10 ? ` [other processes used ${rec.otherCpuPercent}% CPU meanwhile]` : ""),
           );
@@ -431,7 +493,7 @@ async function main(): Promise<void> {
       for (const [t, r] of running) {
         await r.stop();
         const tr = wr.targets.find((x) => x.target === t);
-        if ((t === "lb4" || t === "lb4-net") && r.logFile && tr) tr.lb4Log = summariseLb4Log(r.logFile);
+        if (isLb4(t) && r.logFile && tr) tr.lb4Log = summariseLb4Log(r.logFile);
       }
       await backend?.stop();
     }
@@ -452,6 +514,10 @@ async function main(): Promise<void> {
       tr.proxyCpuPercent = median(ok.map((r) => r.proxyCpuPercent ?? NaN));
       tr.cpuCost = median(ok.map((r) => r.cpuCost ?? NaN));
       tr.otherCpuPercent = median(tr.runs.map((r) => r.otherCpuPercent ?? NaN));
+      const primary = median(ok.map((r) => r.primaryCpuPercent ?? NaN));
+      if (primary !== undefined) tr.primaryCpuPercent = primary;
+      const workersCost = median(ok.map((r) => r.workersCpuCost ?? NaN));
+      if (workersCost !== undefined) tr.workersCpuCost = workersCost;
       const disturbed = tr.runs.filter((r) => (r.otherCpuPercent ?? 0) >= 10);
       if (disturbed.length) tr.notes.push(`other processes used ≥ 10% of a core during rep(s) ${disturbed.map((r) => `${r.rep} (${r.otherCpuPercent}%)`).join(", ")}`);
       tr.errors = tr.runs.reduce((n, r) => n + (r.errors ?? 0), 0);
@@ -483,6 +549,10 @@ async function main(): Promise<void> {
     },
     peers: {
       haproxy: "mode tcp, nbthread 1, no logging",
+      "haproxy-t2": "mode tcp, nbthread 2, no logging, unpinned (every CPU)",
+      "lb4-w2": "lb4 start --workers 2 (a primary and 2 node:cluster workers, SCHED_NONE), unpinned (every CPU); lb4 and lb4-net run --workers 1",
+      "lb4-w1u": "lb4 start --workers 1, unpinned (every CPU)",
+      "lb4-w2-limit": "as lb4-w2 with connection_limit 1000000 (never reached): every connection claims and releases a slot at the primary",
       nginx: "stream, worker_processes 1, no access log",
       naive: "bench/e2e/naive-proxy.mjs: net.createServer + two pipes (UDP: one socket per flow)",
       raw: "LB4_BENCH_RAW: a bare proxy on libuv stream handles, run with UBUF=1 FASTCLOSE=1 (no lb4 features)",
@@ -500,13 +570,18 @@ async function main(): Promise<void> {
   console.log(`Pinning: ${pinning.note}; load average at start ${loadAtStart.join(" ")}, at end ${report.loadAverage.atEnd.join(" ")}`);
   console.log(`Command: ${command}; ${reps} rep(s) × ${durationS} s per target, interleaved; medians; ${report.seconds} s in all\n`);
   console.log(md);
+  const wt = workersTable(results);
+  if (wt) {
+    console.log(`\nlb4 with workers (unpinned), the primary apart from the workers, against lb4 with 1 worker in the same run:\n`);
+    console.log(wt);
+  }
   const notes: string[] = [];
   for (const w of results)
     for (const t of w.targets) {
       for (const n of new Set(t.notes)) notes.push(`- ${w.id}/${t.target}: ${n}`);
       if (t.lb4Log) {
         const l = t.lb4Log;
-        notes.push(`- ${w.id}/lb4 log: ${l.lines} lines, ${l.accessLines} access-log lines, ends ${JSON.stringify(l.ends)}, ${l.warnOrWorse} warn/error${l.samples.length ? ` e.g. ${l.samples[0]}` : ""}`);
+        notes.push(`- ${w.id}/${t.target} log: ${l.lines} lines, ${l.accessLines} access-log lines, ends ${JSON.stringify(l.ends)}, ${l.warnOrWorse} warn/error${l.samples.length ? ` e.g. ${l.samples[0]}` : ""}`);
       }
     }
   if (distRebuilt) notes.push("- dist/ was rebuilt while this ran (someone ran the build): the lb4 figures may mix two builds");

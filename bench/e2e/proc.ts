@@ -15,15 +15,23 @@ let hooksInstalled = false;
 export interface Pinning {
   proxyCpu: number | undefined;
   loadCpu: number | undefined;
+  /**
+   * A CPU list for the unpinned targets (all CPUs): the harness pins itself, so a child
+   * spawned without taskset would inherit the load CPU. undefined when nothing is pinned.
+   */
+  allCpus: string | undefined;
   note: string;
 }
+
+/** A taskset CPU list: one CPU, or a list such as "0-1". */
+export type CpuSpec = number | string | undefined;
 
 export function hasCommand(cmd: string): boolean {
   return spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
 }
 
 export interface SpawnOpts {
-  cpu?: number | undefined;
+  cpu?: CpuSpec;
   cwd?: string;
   env?: NodeJS.ProcessEnv;
   /** A file to send stdout to; "ignore" drops it; "pipe" keeps it on child.stdout. */
@@ -135,7 +143,7 @@ export interface RunResult {
 }
 
 /** Run a tool to completion (bounded by timeoutMs), capturing its output. */
-export function runTool(cmd: string, args: string[], opts: { cpu?: number | undefined; timeoutMs: number; cwd?: string; env?: NodeJS.ProcessEnv }): Promise<RunResult> {
+export function runTool(cmd: string, args: string[], opts: { cpu?: CpuSpec; timeoutMs: number; cwd?: string; env?: NodeJS.ProcessEnv }): Promise<RunResult> {
   const child = spawnTracked(cmd, args, { cpu: opts.cpu, cwd: opts.cwd, env: opts.env, stdout: "pipe", stderr: "pipe" });
   const started = performance.now();
   let stdout = "";
@@ -260,6 +268,53 @@ export function groupCpuSeconds(pgid: number): number {
   let ticks = 0;
   for (const p of stats) if (p.pgrp === pgid) ticks += p.ticks;
   return ticks / CLK_TCK;
+}
+
+/** CPU seconds (user+system) so far of each process in process group `pgid`, by pid. */
+export function groupCpuByPid(pgid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const p of procStats()) if (p.pgrp === pgid) out.set(p.pid, p.ticks / CLK_TCK);
+  return out;
+}
+
+/**
+ * CPU seconds between two groupCpuByPid snapshots: of `leader`, and of every other process
+ * (a process that started meanwhile counts from zero; one that exited meanwhile is lost).
+ */
+export function splitCpuSeconds(before: Map<number, number>, after: Map<number, number>, leader: number): { leader: number; others: number } {
+  let l = 0;
+  let o = 0;
+  for (const [pid, s] of after) {
+    const d = s - (before.get(pid) ?? 0);
+    if (pid === leader) l += d;
+    else o += d;
+  }
+  return { leader: l, others: o };
+}
+
+/** Pids whose parent is `pid`. */
+export function childPids(pid: number): number[] {
+  return procStats()
+    .filter((p) => p.ppid === pid)
+    .map((p) => p.pid);
+}
+
+/** A process's command line (NUL-separated arguments joined with spaces), or "" when gone. */
+export function cmdline(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean).join(" ");
+  } catch {
+    return "";
+  }
+}
+
+/** The CPUs a process may run on (Cpus_allowed_list), or "?" when gone. */
+export function cpusAllowed(pid: number): string {
+  try {
+    return /^Cpus_allowed_list:\s*(\S+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? "?";
+  } catch {
+    return "?";
+  }
 }
 
 /** Pin the current process (all threads) to one CPU. */

@@ -1,30 +1,46 @@
 /**
  * The things traffic goes through: direct (nothing), lb4, the naive Node pipe proxy,
  * HAProxy (mode tcp) and nginx stream. Each is started with a generated config in a temp
- * directory, pinned to the proxy CPU, and stopped (process group killed) afterwards.
+ * directory, pinned to the proxy CPU (the multi-core targets: on every CPU), and stopped
+ * (process group killed) afterwards.
  */
 import fs from "node:fs";
 import path from "node:path";
 import http from "node:http";
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { freePort, hasCommand, runTool, spawnTracked, stopChild, waitListening } from "./proc.js";
+import { childPids, cmdline, cpusAllowed, freePort, hasCommand, runTool, sleep, spawnTracked, stopChild, waitListening, type CpuSpec } from "./proc.js";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 /**
  * lb4 runs its default TCP data plane (handles where the probe passes); lb4-net forces
  * LB4_DATAPLANE=net. raw: a bare proxy script on the same handles without lb4's features
  * (`node SCRIPT LISTEN_PORT UPSTREAM_PORT`, from LB4_BENCH_RAW), TCP only, for what lb4 adds.
+ * lb4 and lb4-net run one process (--workers 1); lb4-w2 runs a primary and 2 workers
+ * (--workers 2) and haproxy-t2 runs nbthread 2, both unpinned, next to each other;
+ * lb4-w1u (--workers 1, unpinned) tells what placement alone changes; lb4-w2-limit is lb4-w2
+ * with a connection_limit never reached, so every connection asks the primary (claim, release).
  */
-export const TARGETS = ["direct", "lb4", "lb4-net", "naive", "raw", "haproxy", "nginx"] as const;
+export const TARGETS = ["direct", "lb4", "lb4-net", "lb4-w1u", "lb4-w2", "lb4-w2-limit", "naive", "raw", "haproxy", "haproxy-t2", "nginx"] as const;
 export type TargetName = (typeof TARGETS)[number];
+
+/** lb4's --workers per lb4 target (1: everything in one process). */
+export const LB4_WORKERS: Partial<Record<TargetName, number>> = { lb4: 1, "lb4-net": 1, "lb4-w1u": 1, "lb4-w2": 2, "lb4-w2-limit": 2 };
+/** Targets that get every CPU instead of the proxy CPU: the multi-core ones (and lb4-w1u to compare with). */
+export const UNPINNED: ReadonlySet<TargetName> = new Set<TargetName>(["lb4-w1u", "lb4-w2", "lb4-w2-limit", "haproxy-t2"]);
+/** lb4-w2-limit's connection_limit: far above what the load opens, so it only adds the primary's bookkeeping. */
+export const NEVER_REACHED_LIMIT = 1_000_000;
+
+export function isLb4(name: TargetName): boolean {
+  return LB4_WORKERS[name] !== undefined;
+}
 export type Proto = "tcp" | "udp";
 
 export interface StartCtx {
   proto: Proto;
   upstreamPort: number;
   tmp: string;
-  cpu: number | undefined;
+  cpu: CpuSpec;
   /** Profile the lb4 child (node --cpu-prof) into this directory. */
   cpuProfDir?: string | undefined;
 }
@@ -37,6 +53,8 @@ export interface Running {
   child: ChildProcess | undefined;
   /** lb4 only: the file its stdout (JSON log lines, access log) goes to. */
   logFile?: string;
+  /** lb4 with workers: the pgid's leader is the primary, and these are its workers. */
+  workerPids?: number[];
   notes: string[];
   stop(): Promise<void>;
 }
@@ -51,12 +69,16 @@ export function available(name: TargetName, proto: Proto): Availability {
     case "direct":
     case "lb4":
     case "lb4-net":
+    case "lb4-w1u":
+    case "lb4-w2":
+    case "lb4-w2-limit":
     case "naive":
       return { ok: true };
     case "raw":
       if (proto === "udp") return { ok: false, reason: "TCP only" };
       return process.env.LB4_BENCH_RAW ? { ok: true } : { ok: false, reason: "set LB4_BENCH_RAW to the script" };
     case "haproxy":
+    case "haproxy-t2":
       if (proto === "udp") return { ok: false, reason: "HAProxy 2.6 has no UDP proxying" };
       return hasCommand("haproxy") ? { ok: true } : { ok: false, reason: "haproxy not installed (use --install-peers)" };
     case "nginx":
@@ -96,7 +118,7 @@ export interface AdminSupport {
 let adminSupport: AdminSupport | undefined;
 
 /** lb4 config: "all features on" (ipgroup whitelist, info log with access log, admin/metrics when supported). */
-export function lb4Config(o: { proto: Proto; port: number; upstreamPort: number; stateDir: string; adminPort?: number | undefined }): object {
+export function lb4Config(o: { proto: Proto; port: number; upstreamPort: number; stateDir: string; adminPort?: number | undefined; connectionLimit?: number }): object {
   const protocol = o.proto === "tcp" ? "TCP" : "UDP";
   return {
     ...(o.adminPort !== undefined ? { admin: { listen: `127.0.0.1:${o.adminPort}` } } : {}),
@@ -114,7 +136,7 @@ export function lb4Config(o: { proto: Proto; port: number; upstreamPort: number;
             protocol_port: o.port,
             default_pool_id: "pool-bench",
             keepalive_timeout: 300,
-            connection_limit: 0,
+            connection_limit: o.connectionLimit ?? 0,
             ipgroup: { type: "white", ip_list: ["127.0.0.0/8"] },
           },
         ],
@@ -203,18 +225,20 @@ export async function startTarget(name: TargetName, ctx: StartCtx): Promise<Runn
   const notes: string[] = [];
   let child: ChildProcess;
   let logFile: string | undefined;
+  let workerPids: number[] | undefined;
 
-  if (name === "lb4" || name === "lb4-net") {
+  const workers = LB4_WORKERS[name];
+  if (workers !== undefined) {
     const admin = await checkAdminSupport(ctx.tmp);
     const adminPort = admin.accepted ? await freePort() : undefined;
     if (!admin.accepted) notes.push(`admin block left out: ${admin.detail}`);
     const cfgFile = path.join(dir, "lb4.json");
-    fs.writeFileSync(cfgFile, JSON.stringify(lb4Config({ proto: ctx.proto, port, upstreamPort: ctx.upstreamPort, stateDir: path.join(dir, "state"), adminPort }), null, 2));
+    fs.writeFileSync(cfgFile, JSON.stringify(lb4Config({ proto: ctx.proto, port, upstreamPort: ctx.upstreamPort, stateDir: path.join(dir, "state"), adminPort, ...(name === "lb4-w2-limit" ? { connectionLimit: NEVER_REACHED_LIMIT } : {}) }), null, 2));
     logFile = path.join(dir, "lb4.log");
     // The node flags `lb4` runs with when executed as a program (bin/lb4's exec line).
     const shimFlags = /exec node (.*?) "\$0"/.exec(fs.readFileSync(path.join(ROOT, "bin/lb4"), "utf8"))?.[1]?.split(" ") ?? [];
     const nodeArgs = [...shimFlags, ...(ctx.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${ctx.cpuProfDir}`] : [])];
-    child = spawnTracked(process.execPath, [...nodeArgs, path.join(ROOT, "bin/lb4"), "start", "--config", cfgFile, "--grace", "1"], {
+    child = spawnTracked(process.execPath, [...nodeArgs, path.join(ROOT, "bin/lb4"), "start", "--config", cfgFile, "--grace", "1", "--workers", String(workers)], {
       cpu: ctx.cpu,
       cwd: dir,
       env: { ...process.env, LB4_LOG_FORMAT: "json", ...(name === "lb4-net" ? { LB4_DATAPLANE: "net" } : {}) },
@@ -222,7 +246,16 @@ export async function startTarget(name: TargetName, ctx: StartCtx): Promise<Runn
       stderr: path.join(dir, "lb4.stderr"),
     });
     await waitLogLine(logFile, /"ev":"start"/, 15_000, child);
+    const said = startLineWorkers(logFile);
+    if (said !== workers) throw new Error(`lb4 started with workers ${said ?? "(not in its start line)"}, asked for ${workers}: a build from before --workers?`);
     await waitListening(ctx.proto, port, 5000, child, "lb4");
+    if (workers >= 2) {
+      workerPids = await waitWorkers(child.pid!, workers, 10_000);
+      const w0 = workerPids[0]!;
+      notes.push(
+        `primary pid ${child.pid} (CPUs ${cpusAllowed(child.pid!)}), workers ${workerPids.map((p) => `${p} (CPUs ${cpusAllowed(p)})`).join(", ")}; worker command line: ${cmdline(w0).replace(ROOT, ".")}`,
+      );
+    }
     if (adminPort !== undefined) {
       const m = await httpGet(`http://127.0.0.1:${adminPort}/metrics`, 2000);
       if (m && m.status === 200) notes.push(`metrics served on admin 127.0.0.1:${adminPort}/metrics`);
@@ -243,9 +276,9 @@ export async function startTarget(name: TargetName, ctx: StartCtx): Promise<Runn
       stderr: path.join(dir, "raw.log"),
     });
     await withLogTail(waitListening(ctx.proto, port, 10_000, child, "raw proxy"), path.join(dir, "raw.log"));
-  } else if (name === "haproxy") {
+  } else if (name === "haproxy" || name === "haproxy-t2") {
     const cfg = `global
-  nbthread 1
+  nbthread ${name === "haproxy-t2" ? 2 : 1}
   maxconn 8000
   pidfile ${dir}/haproxy.pid
 
@@ -298,10 +331,37 @@ stream {
     pgid: c.pid,
     child: c,
     ...(logFile ? { logFile } : {}),
+    ...(workerPids ? { workerPids } : {}),
     notes,
     // lb4: SIGTERM = graceful stop (--grace 1), which also lets --cpu-prof write its profile.
-    stop: () => stopChild(c, "SIGTERM", name === "lb4" || name === "lb4-net" ? 8000 : 3000),
+    stop: () => stopChild(c, "SIGTERM", isLb4(name) ? 8000 : 3000),
   };
+}
+
+/** The `workers` field of lb4's start line. */
+function startLineWorkers(file: string): number | undefined {
+  for (const line of fs.readFileSync(file, "utf8").split("\n")) {
+    if (!line.includes('"ev":"start"')) continue;
+    try {
+      const w = (JSON.parse(line) as { workers?: unknown }).workers;
+      return typeof w === "number" ? w : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+/** Wait (bounded) until the lb4 primary `pid` has `n` worker processes; their pids. */
+async function waitWorkers(pid: number, n: number, timeoutMs: number): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  let found: number[] = [];
+  while (Date.now() < deadline) {
+    found = childPids(pid).filter((p) => cmdline(p).includes("worker-main"));
+    if (found.length >= n) return found.sort((a, b) => a - b);
+    await sleep(50);
+  }
+  throw new Error(`lb4 primary ${pid} has ${found.length} worker process(es) after ${timeoutMs} ms, expected ${n}`);
 }
 
 /** Summary of an lb4 log file: access-log lines by end reason, warnings and errors. */
