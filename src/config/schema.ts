@@ -189,7 +189,38 @@ export const vpcSchema = z.strictObject({
     .default([]),
 });
 
+/** An etcd endpoint: http(s)://host:port, no path (SPEC §11). */
+const etcdEndpoint = z.string({ error: "must be an etcd endpoint URL, e.g. http://127.0.0.1:2379" }).refine(
+  (s) => {
+    try {
+      const u = new URL(s);
+      return (u.protocol === "http:" || u.protocol === "https:") && u.port !== "" && (u.pathname === "/" || u.pathname === "") && !u.search && !u.hash;
+    } catch {
+      return false;
+    }
+  },
+  { error: "must be http(s)://host:port with no path, e.g. http://127.0.0.1:2379" },
+);
+
+/** Several instances sharing their load balancers through etcd (SPEC §11); absent = standalone. */
+export const clusterSchema = z.strictObject({
+  etcd: z.array(etcdEndpoint).min(1, { error: "needs at least one etcd endpoint" }).max(16),
+  prefix: z
+    .string()
+    .regex(/^\/[A-Za-z0-9._\-/]*\/$/, { error: 'must start and end with "/" and hold only letters, digits, ".", "_", "-" and "/", e.g. /lb4/prod/' })
+    .max(200)
+    .default("/lb4/"),
+  /** Unique per instance; default: the host name. */
+  instance_id: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$/, { error: 'must be 1-128 letters, digits, ".", "_" or "-", starting with a letter or digit (e.g. the host name)' })
+    .optional(),
+  /** How other instances and operators reach this instance's admin API; default: admin.listen. */
+  advertise: hostPort.optional(),
+});
+
 export const configSchema = z.strictObject({
+  cluster: clusterSchema.optional(),
   admin: z
     .strictObject({
       listen: hostPort.default("127.0.0.1:9870"),
@@ -221,5 +252,6 @@ export type MemberConfig = PoolConfig["members"][number];
 export type MemberInput = z.input<typeof memberSchema>;
 export type HealthMonitorConfig = NonNullable<PoolConfig["healthmonitor"]>;
 export type VpcConfig = Config["vpcs"][number];
+export type ClusterConfig = NonNullable<Config["cluster"]>;
 export type Protocol = (typeof PROTOCOLS)[number];
 export type ClientIpMode = (typeof CLIENT_IP_MODES)[number];

@@ -6,8 +6,17 @@
 import type { Problem } from "../errors.js";
 import type { Config } from "./schema.js";
 
-// Everything the schema accepts is served now (UDP listeners were the last); a feature
-// that lands unfinished adds its check here, with the field path, as before.
-export function unsupportedFeatures(_config: Config): Problem[] {
+/** `cluster:` (SPEC §11) until the etcd membership source is wired into the engine. */
+export let clusterServed = false;
+
+/** For the cluster wiring to say it is in (one place flips the switch). */
+export function serveCluster(): void {
+  clusterServed = true;
+}
+
+export function unsupportedFeatures(config: Config): Problem[] {
+  if (config.cluster && !clusterServed) {
+    return [{ path: "cluster", code: "LB4.NOT_SUPPORTED", message: "several instances on etcd (SPEC §11) are not served by this build yet; remove the cluster block to run standalone" }];
+  }
   return [];
 }

@@ -58,7 +58,8 @@ interface Slot {
 function workerEntry(): { exec: string; execArgv: string[] } {
   const url = import.meta.url;
   if (url.endsWith(".ts")) return { exec: fileURLToPath(new URL("./worker-main.ts", url)), execArgv: ["--import", "tsx"] };
-  return { exec: fileURLToPath(new URL("./worker-main.js", url)), execArgv: [] };
+  // The primary's node flags (bin/lb4 sets the heap's initial old space), but not an inspector: its port would clash.
+  return { exec: fileURLToPath(new URL("./worker-main.js", url)), execArgv: process.execArgv.filter((a) => !a.startsWith("--inspect")) };
 }
 
 export class ClusterDataPlane implements DataPlanePort {

@@ -33,7 +33,7 @@ const POOL = "loadbalancers[0].pools[0]";
 
 describe("knownFields", () => {
   it.each<[PropertyKey[], string[] | undefined]>([
-    [[], ["admin", "state_dir", "workers", "log", "vpcs", "loadbalancers"]],
+    [[], ["cluster", "admin", "state_dir", "workers", "log", "vpcs", "loadbalancers"]],
     [["admin"], ["listen", "token", "allowed_hosts"]],
     [["loadbalancers", 0, "pools", 3, "session_persistence"], ["type", "persistence_timeout"]],
     [["loadbalancers", 0, "listeners", 0, "ipgroup"], ["type", "ip_list"]],
