@@ -67,3 +67,27 @@ export class NotSupportedError extends Lb4Error {
     super("LB4.NOT_SUPPORTED", message);
   }
 }
+
+/** No etcd endpoint answered within the deadline, or the cluster has no quorum (HTTP 503). */
+export const STORE_UNAVAILABLE = "LB4.STORE_UNAVAILABLE";
+/** etcd answered and refused the request (bad argument, unknown path, permission). */
+export const STORE_REJECTED = "LB4.STORE_REJECTED";
+/** The lease expired or was revoked: grant a new one and write the keys again. */
+export const STORE_LEASE_NOT_FOUND = "LB4.STORE_LEASE_NOT_FOUND";
+/** One response or watch message exceeded the client's size cap. */
+export const STORE_MESSAGE_TOO_LARGE = "LB4.STORE_MESSAGE_TOO_LARGE";
+/** etcd's answer did not have the expected shape (not JSON, a missing field). */
+export const STORE_BAD_RESPONSE = "LB4.STORE_BAD_RESPONSE";
+
+/** A call to the store (etcd, SPEC §11) failed; `tried` says which endpoints and why. */
+export class StoreError extends Lb4Error {
+  /** Each endpoint tried, in order, with why it failed. */
+  readonly tried: readonly { endpoint: string; reason: string }[];
+  /** A write may have been applied although the call failed: read before repeating it. */
+  readonly indeterminate: boolean;
+  constructor(code: string, message: string, options: { tried?: readonly { endpoint: string; reason: string }[]; indeterminate?: boolean; cause?: unknown } = {}) {
+    super(code, message, { cause: options.cause });
+    this.tried = options.tried ?? [];
+    this.indeterminate = options.indeterminate ?? false;
+  }
+}
