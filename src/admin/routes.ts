@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { Config } from "../config/schema.js";
 import type { Engine, MemberPatch } from "../engine.js";
-import { CONFIG_INVALID, ConfigError, ConflictError, Lb4Error, NotFoundError, NotSupportedError, formatProblem, type Problem } from "../errors.js";
+import { CONFIG_INVALID, ConfigError, ConflictError, Lb4Error, NotFoundError, NotSupportedError, STORE_UNAVAILABLE, formatProblem, type Problem } from "../errors.js";
 import { plainDataProblems } from "../config/plain-data.js";
 import { ipFamily } from "../ip.js";
 import { dataplanePath } from "../platform/dataplane-path.js";
@@ -126,6 +126,8 @@ export function toHttpError(err: unknown): HttpError {
   if (err instanceof Lb4Error) {
     if (err.code === "LB4.LISTEN_FAILED") return new HttpError(409, err.code, err.message);
     if (err.code === "LB4.CLOSED") return new HttpError(503, err.code, err.message);
+    // No quorum or no endpoint: nothing was changed; retry once etcd answers (SPEC §11).
+    if (err.code === STORE_UNAVAILABLE) return new HttpError(503, err.code, err.message, undefined, { "retry-after": "2" });
     // The change could not be made durable, so it was not made: the client may retry later.
     if (err.code === "LB4.STATE_WRITE_FAILED") return new HttpError(507, err.code, err.message);
     return new HttpError(500, err.code, err.message);
@@ -492,8 +494,18 @@ function eventsRoute(ctx: AdminContext, req: AdminRequest): AdminResponse {
   return { status: 200, contentType, headers, stream: (sink) => l.open(sink, since) };
 }
 
-function healthz(): AdminResponse {
-  return json(200, { status: "ok", dataplane: dataplanePath() });
+function healthz(ctx: AdminContext): AdminResponse {
+  const c = ctx.engine.clusterStatus();
+  return json(200, { status: "ok", dataplane: dataplanePath(), ...(c ? { store: c.store, revision: c.revision } : {}) });
+}
+
+/** `GET /v3/elb/instances` (SPEC §11): the live instances sharing this one's store; standalone: this one alone is not listed (404 explains). */
+async function instancesRoute(ctx: AdminContext, req: AdminRequest): Promise<AdminResponse> {
+  onlyQuery(req.query, []);
+  const list = await ctx.engine.instances();
+  if (!list) throw new HttpError(404, "LB4.NOT_CLUSTERED", "this lb4 runs standalone (no cluster: block in its config); there is no instance list");
+  const self = ctx.engine.clusterStatus()!.instance_id;
+  return json(200, { instances: list.map((i) => ({ ...i, self: i.instance_id === self })) });
 }
 
 /** `GET /v3/elb/workers`: the worker processes (SPEC §10); [] when lb4 runs as one process. */
@@ -528,6 +540,7 @@ const table: Array<[string, string, Handler]> = [
   ["GET", "/v3/elb/events", eventsRoute],
   ["GET", "/metrics", metricsRoute],
   ["GET", "/v3/elb/workers", workersRoute],
+  ["GET", "/v3/elb/instances", instancesRoute],
   ["POST", "/v3/elb/reload", reloadRoute],
   ["GET", "/v3/elb/loadbalancers", listLoadBalancersRoute],
   ["GET", "/v3/elb/loadbalancers/:id", getLoadBalancer],

@@ -24,13 +24,15 @@ import { registerMembers } from "./members.js";
 import { registerReload, registerStatus } from "./status.js";
 import { describeDataplane } from "../platform/dataplane-path.js";
 import { workerCount, type WorkersSetting } from "../workers/count.js";
+import { VERSION } from "../version.js";
+import { registerCluster } from "./cluster.js";
 
 const program = new Command();
 
 program
   .name("lb4")
   .description("Layer-4 TCP/UDP load balancer: weighted scheduling, health checks, slow start, drain, cross-VPC backends.")
-  .version(process.env.npm_package_version ?? "0.1.0")
+  .version(VERSION)
   .showHelpAfterError("(run with --help for usage)")
   .exitOverride();
 
@@ -262,6 +264,7 @@ registerStatus(program);
 registerMembers(program);
 registerReload(program);
 registerState(program);
+registerCluster(program);
 
 function parseWorkers(v: string): WorkersSetting {
   if (v === "auto") return "auto";

@@ -43,7 +43,17 @@ export interface StatusSnapshot {
   dataplane?: string;
   /** Worker processes (SPEC §10); absent when lb4 runs as one process or does not say. */
   workers?: WorkersJson;
+  /** The etcd store and the live instances (SPEC §11); absent when standalone. */
+  cluster?: { store: string; revision: number; instances: InstanceJson[] };
   loadbalancers: LoadBalancerStatus[];
+}
+
+interface InstanceJson {
+  instance_id: string;
+  advertise: string;
+  version: string;
+  revision: number;
+  self?: boolean;
 }
 
 interface WorkersJson {
@@ -56,21 +66,30 @@ export async function fetchStatus(client: AdminClient): Promise<StatusSnapshot> 
     client.get<{ loadbalancers: LoadBalancerView[] }>("/v3/elb/loadbalancers"),
     client.get<{ listeners: ListenerJson[] }>("/v3/elb/listeners"),
     client.get<{ pools: PoolJson[] }>("/v3/elb/pools"),
-    client.get<{ dataplane?: unknown; workers?: unknown }>("/healthz"),
+    client.get<{ dataplane?: unknown; store?: unknown; revision?: unknown }>("/healthz"),
     // An lb4 from before workers has no such path.
     client.get<WorkersJson>("/v3/elb/workers").catch(() => undefined),
   ]);
+  // Standalone (404), or etcd down (503): no list, the store state says why.
+  const instances = typeof health?.store === "string" ? await client.get<{ instances: InstanceJson[] }>("/v3/elb/instances").catch(() => undefined) : undefined;
   const members = await Promise.all(pools.pools.map((p) => client.get<{ members: MemberView[] }>(`/v3/elb/pools/${seg(p.id)}/members`)));
   const poolsWithMembers: PoolStatus[] = pools.pools.map((p, i) => ({ ...p, members: members[i]!.members }));
   return {
     ...(typeof health?.dataplane === "string" ? { dataplane: health.dataplane } : {}),
     ...(workers && workers.workers.length > 0 ? { workers } : {}),
+    ...(typeof health?.store === "string" ? { cluster: { store: health.store, revision: Number(health.revision ?? 0), instances: instances?.instances ?? [] } } : {}),
     loadbalancers: lbs.loadbalancers.map((lb) => ({
       ...lb,
       listeners: listeners.listeners.filter((l) => l.loadbalancer_id === lb.id),
       pools: poolsWithMembers.filter((p) => p.loadbalancer_id === lb.id),
     })),
   };
+}
+
+function renderCluster(c: NonNullable<StatusSnapshot["cluster"]>): string {
+  const rows = c.instances.map((i) => [`${i.instance_id}${i.self ? " (this one)" : ""}`, i.advertise || "-", i.version, i.revision]);
+  const list = rows.length ? table(["INSTANCE", "ADVERTISE", "VERSION", "REVISION"], rows, "  ") : "  (no instance list: etcd does not answer)";
+  return `Cluster: store ${c.store}, revision ${c.revision}, ${c.instances.length} instance(s)\n${list}`;
 }
 
 function renderWorkers(w: WorkersJson): string {
@@ -80,7 +99,7 @@ function renderWorkers(w: WorkersJson): string {
 
 export function renderStatus(s: StatusSnapshot): string {
   const out: string[] = [];
-  const dataplane = (s.dataplane ? `\nTCP data plane: ${s.dataplane}` : "") + (s.workers ? `\n${renderWorkers(s.workers)}` : "");
+  const dataplane = (s.dataplane ? `\nTCP data plane: ${s.dataplane}` : "") + (s.workers ? `\n${renderWorkers(s.workers)}` : "") + (s.cluster ? `\n${renderCluster(s.cluster)}` : "");
   if (!s.loadbalancers.length) return `no load balancers configured${dataplane}`;
   for (const lb of s.loadbalancers) {
     out.push(`Load balancer ${lb.id}${lb.name ? ` (${lb.name})` : ""}  vip ${lb.vip_address}${lb.vpc_id ? `  vpc ${lb.vpc_id}` : ""}`);

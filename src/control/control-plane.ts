@@ -4,6 +4,7 @@
  * member change, a health transition — ends as a snapshot handed to the data plane, which
  * plans and applies it. Changes are serialised: each sees the result of the one before.
  */
+import os from "node:os";
 import path from "node:path";
 import type { Logger } from "pino";
 import { sleep, systemClock, systemTimers, type Clock, type Timers } from "../clock.js";
@@ -30,6 +31,17 @@ import { describeChanges, summarizeChanges, type ReloadChanges } from "./changes
 import { EventLog } from "./events.js";
 import { gate, gateMemberChange } from "./gate.js";
 import { SnapshotBuilder, type MemberFacts } from "./snapshot-builder.js";
+import { EtcdMembership, StoreConflict } from "../cluster/etcd-membership.js";
+import { InstanceRegistry } from "../cluster/instances.js";
+import type { InstanceRecord } from "../cluster/layout.js";
+import { EtcdClient } from "../store/etcd.js";
+import { VERSION } from "../version.js";
+import { serveCluster } from "../config/support.js";
+
+serveCluster();
+
+/** Tries of a member change that loses compare-and-swaps to other instances (SPEC §11), before 409. */
+const STORE_CAS_TRIES = 5;
 
 export interface Tuning extends TcpTuning {
   /** Data-plane tick: idle/connect/drain sweep and slow-start refresh. */
@@ -116,6 +128,11 @@ export class Engine {
   readonly reloads = { ok: 0, failed: 0 };
   readonly healthResultHooks: HealthResultHook[] = [];
   private closed = false;
+  /** With a `cluster:` block: the etcd source, the instance registry and the client they share. */
+  private cluster: { source: EtcdMembership; registry: InstanceRegistry; client: EtcdClient } | undefined;
+  /** The store revision the running config was built from. */
+  private storeApplied = 0;
+  private storeApplyQueued = false;
   private queue: Promise<unknown> = Promise.resolve();
   /** Changes queued or running. */
   private inFlight = 0;
@@ -150,15 +167,80 @@ export class Engine {
       if (stale > 0) this.logger.info({ ev: "state_cleanup", removed: stale }, `removed ${stale} temporary file(s) left in ${this.store.dir} by an interrupted write`);
       this.restoredHealth = (await this.store.loadHealth()).members;
     }
-    this.source = new FileMembership(this.store);
-    await this.source.load();
+    if (base.cluster) {
+      const c = base.cluster;
+      const client = new EtcdClient({ endpoints: c.etcd });
+      const source = new EtcdMembership({ cluster: c, client, stateDir: this.persistState ? path.resolve(base.state_dir) : undefined, logger: this.logger, onChange: () => this.fromStore() });
+      const registry = new InstanceRegistry(
+        client,
+        c,
+        { instance_id: c.instance_id ?? os.hostname(), advertise: c.advertise ?? base.admin?.listen ?? "", version: VERSION, pid: process.pid, started_at: new Date().toISOString() },
+        this.logger,
+      );
+      this.cluster = { source, registry, client };
+      this.source = source;
+    } else {
+      this.source = new FileMembership(this.store);
+    }
+    await this.source.load(base);
+    const storeRevision = this.cluster?.source.revision ?? 0;
+    this.cluster?.source.takeDirty();
     const config = this.validate(this.source.membership(base), true);
     await this.source.acceptConfig(config);
     await this.commit(config, true);
+    this.storeApplied = storeRevision;
+    this.cluster?.registry.start(storeRevision);
     const restored = Object.keys(this.restoredHealth).length;
     this.restoredHealth = {};
     if (restored > 0) this.logger.info({ ev: "health_restored", members: restored }, "members keep their last known health until their first check, which runs now");
     this.base = base;
+    // Changes the watch delivered while starting.
+    if (this.cluster && this.cluster.source.revision > this.storeApplied) this.fromStore();
+  }
+
+  /**
+   * The store changed (another instance's change, a catch-up after etcd came back): apply
+   * it as a reload would, behind any change in flight. One queued at a time: it reads the
+   * view when it runs, so later events are in it.
+   */
+  private fromStore(): void {
+    if (this.storeApplyQueued || !this.cluster) return;
+    this.storeApplyQueued = true;
+    const run = this.serialise(async () => {
+      this.storeApplyQueued = false;
+      if (this.closed || !this.config || !this.base) return;
+      await this.applyStoreView();
+    });
+    run.catch((err: unknown) => this.logger.error({ err }, "applying a store change failed"));
+  }
+
+  /** Validate and run what the store holds now (inside a serialised change). */
+  private async applyStoreView(): Promise<void> {
+    const source = this.cluster!.source;
+    const revision = source.revision;
+    if (revision <= this.storeApplied) return;
+    if (!source.takeDirty()) {
+      // Nothing this instance runs changed (its own write came back, another prefix key moved).
+      this.storeApplied = revision;
+      this.cluster!.registry.applied(revision);
+      return;
+    }
+    let config: Config;
+    try {
+      config = this.validate(source.membership(this.base), true);
+    } catch (err) {
+      this.reloads.failed++;
+      this.events.push({ type: "reload", result: "failed", error: (err as Error).message });
+      this.logger.error({ ev: "store_change_refused", revision, err: (err as Error).message }, `the store's revision ${revision} does not validate here; this instance keeps running revision ${this.storeApplied}`);
+      return;
+    }
+    const prev = this.config;
+    const plan = await this.commit(config, false);
+    this.storeApplied = revision;
+    this.cluster!.registry.applied(revision);
+    const changes = describeChanges(prev, config, plan);
+    this.events.push({ type: "reload", result: "ok" });
+    this.logger.info({ ev: "store_applied", revision, changes }, `applied store revision ${revision}: ${summarizeChanges(changes)}`);
   }
 
   /**
@@ -245,18 +327,28 @@ export class Engine {
    */
   private changeMembers(poolId: string, event: "member_added" | "member_updated" | "member_removed", edit: (members: MemberConfig[]) => number): Promise<MemberConfig> {
     return this.serialise(async () => {
-      const { lbIndex, poolIndex } = this.locatePool(poolId);
-      const before = this.config.loadbalancers[lbIndex]!.pools[poolIndex]!.members;
-      const members = before.slice();
-      const changed = edit(members);
-      const next = gateMemberChange(this.config, { lbIndex, poolIndex, members, changed }, this.gateState());
-      const after = next.loadbalancers[lbIndex]!.pools[poolIndex]!.members;
-      await this.source.acceptChange(poolId, before, after);
-      if (this.closed) throw new Lb4Error("LB4.CLOSED", "the load balancer is closed");
-      await this.commit(next, false, new Set([poolId]));
-      const result = changed >= 0 ? after[changed]! : before.find((m) => !after.includes(m))!;
-      this.events.push({ type: event, pool_id: poolId, member_id: result.id });
-      return result;
+      for (let attempt = 1; ; attempt++) {
+        const { lbIndex, poolIndex } = this.locatePool(poolId);
+        const before = this.config.loadbalancers[lbIndex]!.pools[poolIndex]!.members;
+        const members = before.slice();
+        const changed = edit(members);
+        const next = gateMemberChange(this.config, { lbIndex, poolIndex, members, changed }, this.gateState());
+        const after = next.loadbalancers[lbIndex]!.pools[poolIndex]!.members;
+        try {
+          await this.source.acceptChange(poolId, before, after);
+        } catch (err) {
+          // Another instance changed the load balancer first: validate again on what it wrote.
+          if (!(err instanceof StoreConflict) || attempt >= STORE_CAS_TRIES) throw err;
+          await this.cluster!.source.catchUp();
+          await this.applyStoreView();
+          continue;
+        }
+        if (this.closed) throw new Lb4Error("LB4.CLOSED", "the load balancer is closed");
+        await this.commit(next, false, new Set([poolId]));
+        const result = changed >= 0 ? after[changed]! : before.find((m) => !after.includes(m))!;
+        this.events.push({ type: event, pool_id: poolId, member_id: result.id });
+        return result;
+      }
     });
   }
 
@@ -522,6 +614,23 @@ export class Engine {
     }
     await this.healthSaving;
     await this.health.close();
+    if (this.cluster) {
+      await this.cluster.registry.close();
+      await this.cluster.source.close();
+      // Watches are closed by their owners; the client holds nothing else open.
+    }
+  }
+
+  /** With a `cluster:` block: whether etcd answers and the store revision this instance runs (SPEC §11). */
+  clusterStatus(): { store: "ok" | "unreachable"; revision: number; instance_id: string; started_from: string } | undefined {
+    const c = this.cluster;
+    if (!c) return undefined;
+    return { store: c.source.storeUp ? "ok" : "unreachable", revision: this.storeApplied, instance_id: c.registry.instanceId, started_from: c.source.startedFrom };
+  }
+
+  /** The live instances of the cluster (from etcd); undefined when standalone. */
+  async instances(): Promise<InstanceRecord[] | undefined> {
+    return this.cluster?.registry.list();
   }
 
   /** Coalesce health.json writes: at most one per HEALTH_SAVE_MS, off the change path. */

@@ -11,8 +11,8 @@ import { applyOverlay, emptyState, type RuntimeState, type StateStore } from "..
 export interface MembershipSource {
   /** Where runtime changes are kept, for messages (a file path); undefined when nowhere. */
   readonly where: string | undefined;
-  /** Read what was persisted (at start). */
-  load(): Promise<void>;
+  /** Read what was persisted (at start); `base` is the validated file, which an empty shared store is seeded with. */
+  load(base?: Config): Promise<void>;
   /** The persisted facts the gate applies (cross-VPC ever enabled) and the overlay it names members from. */
   facts(): RuntimeState;
   /** The running membership: `base` with the runtime member changes on top. */

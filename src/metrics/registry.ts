@@ -221,6 +221,28 @@ export function createMetrics(engine: Engine, opts: { processMetrics?: boolean }
     },
   });
 
+  // SPEC §11, only with a cluster: block.
+  if (engine.clusterStatus()) {
+    new client.Gauge({
+      name: "lb4_store_up",
+      help: "1 while etcd answers (the watch is established), 0 while this instance serves what it last applied",
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.set(engine.clusterStatus()?.store === "ok" ? 1 : 0);
+      },
+    });
+    new client.Gauge({
+      name: "lb4_store_revision",
+      help: "The etcd revision this instance's running configuration was built from",
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.set(engine.clusterStatus()?.revision ?? 0);
+      },
+    });
+  }
+
   new client.Gauge({
     name: "lb4_dataplane_info",
     help: "The TCP data plane new listeners run on (handles: libuv stream handles; net: net.Socket), 1 for the one in use",
