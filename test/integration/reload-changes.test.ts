@@ -1,7 +1,7 @@
 /** `lb4 reload` and the reload log line say what changed (issue 17): listeners bound or retired, members added, removed, re-weighted. */
 import { describe, expect, it } from "vitest";
 import path from "node:path";
-import { freePort } from "../helpers/net.js";
+import { freePort, waitFor } from "../helpers/net.js";
 import { adminConfig, runCli, startLb4, TOKEN, useChildFixture, writeConfig } from "../helpers/lb4-child.js";
 
 const fx = useChildFixture();
@@ -44,6 +44,8 @@ describe("lb4 reload reports its changes", () => {
     expect(r.stdout.split("\n").map((l) => l.trim())).toEqual(
       expect.arrayContaining(["listeners bound: ls-2", "listeners retired: ls-1", "members added: p/m-3", "members removed: p/m-2", "re-weighted: p/m-1 1 -> 3"]),
     );
+    // Log lines are batched (flushed within 250 ms): wait for it rather than read at once.
+    await waitFor(() => lb.output().includes('"ev":"reload"'), 5000, "the reload log line");
     const line = lb
       .output()
       .split("\n")
