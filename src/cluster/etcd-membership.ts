@@ -59,6 +59,8 @@ export class EtcdMembership implements MembershipSource {
   private warnedFileLbs: string | undefined;
   /** The view changed in a way the engine has not run yet. */
   private dirty = false;
+  /** The file to seed an empty store with (kept for a start while etcd was down). */
+  private seedWith: Config | undefined;
   /** How the instance started: from the store, or from the snapshot with etcd down. */
   startedFrom: "store" | "snapshot" | "file" = "store";
 
@@ -87,6 +89,7 @@ export class EtcdMembership implements MembershipSource {
    * instance), then watch it. With etcd unreachable: the snapshot, else the file.
    */
   async load(base?: Config): Promise<void> {
+    this.seedWith = base;
     try {
       await this.readAll();
       if (this.view!.lbs.size === 0 && base) await this.seed(base);
@@ -105,9 +108,12 @@ export class EtcdMembership implements MembershipSource {
       } else {
         this.startedFrom = "file";
         this.opts.logger.warn({ ev: "store_unavailable", err: err.message }, `etcd is unreachable (${err.message}) and there is no snapshot yet; serving the config file's load balancers until it answers`);
+        // Nothing to resume from: read everything once etcd answers, then watch from there (a watch from revision 1 would replay history).
+        this.retryResync();
+        return;
       }
     }
-    this.watchFrom((this.view?.revision ?? 0) + 1);
+    this.watchFrom(this.view!.revision + 1);
   }
 
   /** The first instance on an empty prefix writes its file's load balancers (create-only: a racing instance wins or loses whole). */
@@ -166,7 +172,6 @@ export class EtcdMembership implements MembershipSource {
       onReady: () => {
         if (!this.up) this.opts.logger.info({ ev: "store_up", revision: this.revision }, "etcd answers again; catching up from the last applied revision");
         this.up = true;
-        if (this.startedFrom !== "store" && this.view === undefined) void this.resync();
       },
       onEvents: (events, revision) => this.onEvents(events, revision),
       onCompacted: (compact) => {
@@ -203,15 +208,20 @@ export class EtcdMembership implements MembershipSource {
   private async resync(): Promise<void> {
     try {
       await this.readAll();
+      if (this.view!.lbs.size === 0 && this.seedWith) await this.seed(this.seedWith);
       this.up = true;
       this.scheduleSave();
       this.opts.onChange();
       this.watchFrom(this.view!.revision + 1);
     } catch (err) {
       this.up = false;
-      this.opts.logger.warn({ ev: "store_unavailable", err: (err as Error).message }, "reading etcd failed; retrying");
-      if (!this.closed) setTimeout(() => void this.resync(), 1000).unref();
+      this.opts.logger.debug({ ev: "store_unavailable", err: (err as Error).message }, "reading etcd failed; retrying");
+      this.retryResync();
     }
+  }
+
+  private retryResync(): void {
+    if (!this.closed) setTimeout(() => void this.resync(), 1000).unref();
   }
 
   /** Read the store again now (after a lost compare-and-swap), so the next try validates against it. */
