@@ -208,7 +208,7 @@ export class EtcdMembership implements MembershipSource {
   private async resync(): Promise<void> {
     try {
       await this.readAll();
-      if (this.view!.lbs.size === 0 && this.seedWith) await this.seed(this.seedWith);
+      if (this.view!.lbs.size === 0 && this.seedWith && this.startedFrom === "file") await this.seed(this.seedWith);
       this.up = true;
       this.scheduleSave();
       this.opts.onChange();
