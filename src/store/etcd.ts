@@ -91,16 +91,9 @@ export interface TxnResult {
   responses: TxnOpResult[];
 }
 
-export interface WatchEvent {
+/** A change: the key as it is after it ("" value for a delete; `modRevision` is the change's own revision). */
+export interface WatchEvent extends KeyValue {
   type: "put" | "delete";
-  key: string;
-  /** "" for a delete. */
-  value: string;
-  /** The revision of this change (a delete's own revision). */
-  modRevision: number;
-  createRevision: number;
-  version: number;
-  lease?: string;
 }
 
 export interface WatchOptions {
