@@ -37,6 +37,7 @@ import {
 } from "./views.js";
 import type { Live, StreamSink } from "./live.js";
 import { assetHeaders } from "./dashboard/assets.js";
+import { engineCluster } from "./dashboard/state.js";
 
 export interface MetricsProvider {
   (): Promise<{ contentType: string; body: string }>;
@@ -469,7 +470,8 @@ function dashboardFile(ctx: AdminContext, req: AdminRequest): AdminResponse {
 
 async function dashboardState(ctx: AdminContext, req: AdminRequest): Promise<AdminResponse> {
   onlyQuery(req.query, []);
-  return json(200, { dashboard: await live(ctx).state() });
+  const [state, cluster] = await Promise.all([live(ctx).state(), engineCluster(ctx.engine)]);
+  return json(200, { dashboard: cluster ? { ...state, cluster } : state });
 }
 
 /** A non-negative integer seq (`?since=`, Last-Event-ID), or undefined when not given. */

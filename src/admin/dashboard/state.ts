@@ -2,8 +2,9 @@
  * What the dashboard reads (SPEC §12): the whole picture once (`GET /v3/elb/dashboard`), then
  * small `counters` events on the event stream. Built from the admin API's own views
  * (views.ts), plus what only the dashboard shows: the last health check's result and reason,
- * slow-start progress, bytes, and the charts' recent rates. The views are pure; `engineFacts`
- * and `trafficReading` are the only places that read the engine.
+ * slow-start progress, bytes, the charts' recent rates, and with `cluster` the instances. The
+ * views are pure; `engineFacts`, `engineCluster` and `trafficReading` are the only places that
+ * read the engine.
  */
 import type { Config, LoadBalancerConfig, PoolConfig } from "../../config/schema.js";
 import type { Engine } from "../../engine.js";
@@ -26,8 +27,13 @@ export interface SlowStartProgress {
   duration_s: number;
 }
 
+/** This instance's side of the cluster (SPEC §11), as `Engine.clusterStatus()` gives it. */
+export type ClusterStatus = NonNullable<ReturnType<Engine["clusterStatus"]>>;
+
 /** The live facts the dashboard needs beyond the API's runtime view. */
 export interface DashboardFacts extends RuntimeView {
+  /** With `cluster`: whether etcd answers and the revision this instance runs; undefined standalone. */
+  cluster?(): ClusterStatus | undefined;
   /** Bytes forwarded through a listener so far, open connections included. */
   bytes(listenerId: string): { bytes_in: number; bytes_out: number } | undefined;
   lastCheck(poolId: string, memberId: string): LastCheck | undefined;
@@ -68,6 +74,25 @@ export interface InstanceInfo {
   [k: string]: unknown;
 }
 
+/** An instance of the cluster, as its record in etcd says. */
+export interface DashboardInstance {
+  instance_id: string;
+  /** How it is reached (its admin API), "" when it did not say. */
+  advertise: string;
+  version: string;
+  /** The store revision its running tables came from. */
+  revision: number;
+  started_at: string;
+  /** The instance serving this page. */
+  self: boolean;
+}
+
+/** With `cluster` (SPEC §11): the store, the revision this instance runs, the live instances. */
+export interface DashboardCluster extends ClusterStatus {
+  /** By instance id; empty when the store does not answer (`store` then says "unreachable"). */
+  instances: DashboardInstance[];
+}
+
 export interface DashboardState {
   /** Wall-clock ms. */
   time: number;
@@ -75,8 +100,10 @@ export interface DashboardState {
   last_event_seq: number;
   /** How the charts are sampled: one point every interval_s, `samples` points at most. */
   history: { interval_s: number; samples: number };
-  /** Live instances with `cluster`; null when standalone. */
+  /** Live instances with `cluster`; null when standalone. Superseded by `cluster.instances`. */
   instances: InstanceInfo[] | null;
+  /** With `cluster` only: absent when standalone. */
+  cluster?: DashboardCluster;
   loadbalancers: DashboardLoadBalancer[];
 }
 
@@ -106,6 +133,8 @@ export interface ListenerCounters {
 
 export interface CountersEvent {
   time: number;
+  /** With `cluster`: the store's state and this instance's revision (the list comes with the state). */
+  cluster?: Pick<ClusterStatus, "store" | "revision">;
   listeners: Record<string, ListenerCounters>;
   /** By pool id, then member id. */
   members: Record<string, Record<string, MemberCounters>>;
@@ -197,8 +226,29 @@ export function countersView(config: Config, facts: DashboardFacts, history: Tra
       members[p.id] = byId;
     }
   }
-  return { time, listeners, members };
+  const c = facts.cluster?.();
+  return c ? { time, cluster: { store: c.store, revision: c.revision }, listeners, members } : { time, listeners, members };
 }
+
+/**
+ * The cluster part of the state. `list` undefined: the store did not answer the list, which
+ * the page shows as unreachable whatever the watch said last.
+ */
+export function clusterView(status: ClusterStatus, list: readonly InstanceRecordLike[] | undefined): DashboardCluster {
+  const instances = (list ?? []).map((i) => ({
+    instance_id: String(i.instance_id),
+    advertise: typeof i.advertise === "string" ? i.advertise : "",
+    version: typeof i.version === "string" ? i.version : "",
+    revision: Number(i.revision) || 0,
+    started_at: typeof i.started_at === "string" ? i.started_at : "",
+    self: i.instance_id === status.instance_id,
+  }));
+  instances.sort((a, b) => a.instance_id.localeCompare(b.instance_id));
+  return { ...status, store: list ? status.store : "unreachable", instances };
+}
+
+/** A record as etcd holds it: written by any instance (any version), so read defensively. */
+type InstanceRecordLike = { instance_id: string; advertise?: unknown; version?: unknown; revision?: unknown; started_at?: unknown };
 
 // ---------------------------------------------------------------- reading the engine
 
@@ -209,6 +259,7 @@ export function engineFacts(engine: Engine, rt: RuntimeView): DashboardFacts {
   return {
     member: rt.member,
     listener: rt.listener,
+    cluster: () => engine.clusterStatus(),
     bytes(listenerId) {
       const l = engine.listener(listenerId);
       if (!l) return undefined;
@@ -230,6 +281,26 @@ export function engineFacts(engine: Engine, rt: RuntimeView): DashboardFacts {
       return { progress: Math.round((elapsed / ramp.durationMs) * 1000) / 1000, remaining_s: Math.ceil((ramp.durationMs - elapsed) / 1000), duration_s };
     },
   };
+}
+
+/** The page reads the state on every control event: a store that hangs must not hold it longer than this. */
+export const CLUSTER_LIST_WAIT_MS = 1000;
+
+/** The cluster part of the dashboard state; undefined standalone. The list is not read while the store is known down. */
+export async function engineCluster(engine: Pick<Engine, "clusterStatus" | "instances">, waitMs = CLUSTER_LIST_WAIT_MS): Promise<DashboardCluster | undefined> {
+  const status = engine.clusterStatus();
+  if (!status) return undefined;
+  if (status.store !== "ok") return clusterView(status, undefined);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    // race() handles a late rejection of the list too: nothing is left unhandled.
+    const list = await Promise.race([engine.instances(), new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), waitMs)))]);
+    return clusterView(status, list);
+  } catch {
+    return clusterView(status, undefined);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Listener and member counters, as the charts' sampler reads them. */

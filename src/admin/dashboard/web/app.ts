@@ -2,11 +2,13 @@
 /**
  * The lb4 dashboard (SPEC §12), in the browser: the whole state from GET /v3/elb/dashboard,
  * then the event stream — a control event (health, member change, reload) reads the state
- * again, a `counters` event updates the numbers in place. Rows and listener cards are kept by
- * id across updates, so an operator typing a weight keeps the field and its focus.
+ * again, a `counters` event updates the numbers in place. With `cluster`, the state is also
+ * read every few seconds: instances join and leave without a control event here. Rows and
+ * listener cards are kept by id across updates, so an operator typing a weight keeps the
+ * field and its focus.
  */
 import type { SseMessage } from "../../sse.js";
-import type { CountersEvent, DashboardListener, DashboardLoadBalancer, DashboardMember, DashboardPool, DashboardState, InstanceInfo } from "../state.js";
+import type { CountersEvent, DashboardCluster, DashboardListener, DashboardLoadBalancer, DashboardMember, DashboardPool, DashboardState } from "../state.js";
 import { ApiError, forgetToken, request, storedToken } from "./api.js";
 import { sparkline } from "./chart.js";
 import { h, replaceChildren, setAttr, setText } from "./dom.js";
@@ -25,12 +27,16 @@ const cards = new Map<string, ListenerCard>();
 const poolHeads = new Map<string, PoolHead>();
 const log: LogEntry[] = [];
 const LOG_MAX = 40;
+/** With `cluster`: how often the instance list is read again (instances join and leave without a control event here). */
+const INSTANCES_POLL_MS = 3000;
+let instancesPoll: ReturnType<typeof setInterval> | undefined;
 
 const serverNow = () => Date.now() + skew;
 
 // ---------------------------------------------------------------- page frame
 
 const liveDot = h("span", { class: "live off", id: "live" }, "connecting…");
+const storeBadge = h("span", { class: "store", id: "store-state", hidden: true });
 const updated = h("span", { class: "updated" });
 const tokenBtn = h(
   "button",
@@ -58,7 +64,7 @@ replaceChildren(
     "header",
     { class: "top" },
     h("div", { class: "brand" }, h("span", { class: "logo" }, "lb4"), h("span", { class: "title" }, "load balancer dashboard")),
-    h("div", { class: "status" }, liveDot, updated, tokenBtn),
+    h("div", { class: "status" }, storeBadge, liveDot, updated, tokenBtn),
   ),
   h(
     "main",
@@ -463,17 +469,105 @@ function lbSection(lb: DashboardLoadBalancer): HTMLElement {
   );
 }
 
-function instancesSection(list: InstanceInfo[] | null): void {
-  instancesBox.hidden = !list;
-  if (!list) return;
+// ---------------------------------------------------------------- cluster instances
+
+const STARTED_FROM: Record<string, string> = {
+  snapshot: "started from its snapshot (etcd was down at start)",
+  file: "started from its config file (etcd was down at start, no snapshot yet)",
+};
+
+/** One instance as shown; compared as a whole so the table is rebuilt only when something shown changed. */
+interface InstanceLine {
+  id: string;
+  self: boolean;
+  advertise: string;
+  version: string;
+  versionDiffers: boolean;
+  revision: number;
+  /** Against this instance's revision: >0 behind by that many, <0 ahead. */
+  lag: number;
+  started: string;
+}
+
+function instanceLines(c: DashboardCluster): InstanceLine[] {
+  if (c.store !== "ok") return [];
+  const selfVersion = c.instances.find((i) => i.self)?.version;
+  return c.instances.map((i) => {
+    // This instance's record in etcd trails what it runs by up to a write: show what it runs.
+    const revision = i.self ? c.revision : i.revision;
+    const t = Date.parse(i.started_at);
+    return {
+      id: i.instance_id,
+      self: i.self,
+      advertise: i.advertise,
+      version: i.version,
+      versionDiffers: selfVersion !== undefined && i.version !== selfVersion,
+      revision,
+      lag: c.revision - revision,
+      started: Number.isFinite(t) ? fmt.ago(serverNow() - t) : "–",
+    };
+  });
+}
+
+let clusterShown = "";
+
+function renderCluster(c: DashboardCluster | undefined): void {
+  instancesBox.hidden = storeBadge.hidden = !c;
+  if (!c) {
+    clearInterval(instancesPoll);
+    instancesPoll = undefined;
+    return;
+  }
+  instancesPoll ??= setInterval(() => void refresh().catch(() => undefined /* the live dot shows the API being away; the next poll retries */), INSTANCES_POLL_MS);
+  const up = c.store === "ok";
+  storeBadge.className = `store ${up ? "ok" : "down"}`;
+  setText(storeBadge, up ? "etcd ok" : "etcd unreachable");
+  setAttr(storeBadge, "title", up ? "the cluster store (etcd) answers" : "etcd does not answer: this instance serves what it last applied; admin writes are refused");
+  setAttr(instancesBox, "data-store", c.store);
+  const lines = instanceLines(c);
+  const shown = JSON.stringify([c.store, c.revision, c.instance_id, c.started_from, lines]);
+  if (shown === clusterShown) return;
+  clusterShown = shown;
+
+  const rowsOut: HTMLElement[] = lines.map((i) => {
+    const revCell =
+      i.lag > 0
+        ? h("td", { class: "num rev behind", title: `runs revision ${i.revision}, ${i.lag} behind this instance's ${c.revision}` }, String(i.revision), h("span", { class: "tag behind" }, `BEHIND ${i.lag}`))
+        : i.lag < 0
+          ? h("td", { class: "num rev ahead", title: `runs revision ${i.revision}, ahead of this instance's ${c.revision}` }, String(i.revision), h("span", { class: "tag" }, `AHEAD ${-i.lag}`))
+          : h("td", { class: "num rev", title: i.self ? "the store revision this instance runs" : "the same revision as this instance" }, String(i.revision), i.self ? null : h("span", { class: "tag same" }, "IN SYNC"));
+    return h(
+      "tr",
+      { "data-instance": i.id, "data-self": i.self ? "true" : "false", class: `${i.self ? "self" : ""}${i.lag > 0 ? " behind" : ""}`.trim() },
+      h("td", { class: "who" }, h("b", { class: "mono id" }, i.id), i.self ? h("span", { class: "tag self" }, "this instance") : null),
+      h("td", {}, i.advertise ? h("span", { class: "mono" }, i.advertise) : h("span", { class: "sub" }, "not advertised")),
+      h("td", { class: i.versionDiffers ? "version differs" : "version", title: i.versionDiffers ? "another version than this instance" : "" }, i.version || "–"),
+      revCell,
+      h("td", { class: "sub" }, `started ${i.started}`),
+    );
+  });
+  const note = !up
+    ? h("tr", { class: "store-down" }, h("td", { colspan: 5 }, `etcd does not answer: the instance list cannot be read. This instance keeps serving revision ${c.revision}, what it last applied; admin writes are refused until etcd answers.`))
+    : !lines.some((i) => i.self)
+      ? h("tr", { class: "not-listed" }, h("td", { colspan: 5 }, `this instance (${c.instance_id}) is not in the store's list yet: its registration is pending`))
+      : null;
+  const from = STARTED_FROM[c.started_from];
   replaceChildren(
     instancesBox,
-    h("h2", {}, `Cluster instances (${list.length})`),
+    h(
+      "h2",
+      {},
+      h("span", { class: "kind" }, "Cluster "),
+      // Down: how many there are is not known, so no count.
+      up ? `instances (${lines.length})` : "instances",
+      h("span", { class: `pill ${up ? "online" : "offline"}`, id: "store-pill" }, up ? "etcd ok" : "etcd unreachable"),
+      h("span", { class: "meta" }, `this instance `, h("b", { class: "mono" }, c.instance_id), ` runs revision `, h("b", {}, String(c.revision)), from ? ` · ${from}` : ""),
+    ),
     h(
       "table",
-      { class: "members" },
-      h("thead", {}, h("tr", {}, h("th", {}, "Instance"), h("th", {}, "Admin API"), h("th", {}, "Version"), h("th", {}, "Revision"))),
-      h("tbody", {}, ...list.map((i) => h("tr", {}, h("td", { class: "mono" }, i.instance_id), h("td", { class: "mono" }, i.advertise), h("td", {}, i.version), h("td", { class: "num" }, String(i.revision))))),
+      { class: "instances-table" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Instance"), h("th", {}, "Admin API (advertise)"), h("th", {}, "Version"), h("th", { class: "num", title: "the store revision each instance runs, against this one's" }, "Revision"), h("th", {}, "Started"))),
+      h("tbody", {}, ...rowsOut, note),
     ),
   );
 }
@@ -529,7 +623,7 @@ function render(s: DashboardState): void {
     }
   }
   renderSummary(s);
-  instancesSection(s.instances);
+  renderCluster(s.cluster);
   setText(updated, `updated ${fmt.clock(serverNow())}`);
   tokenBtn.hidden = storedToken() === null;
 }
@@ -566,6 +660,13 @@ function applyCounters(c: CountersEvent): void {
       }
       poolHeads.get(p.id)?.update(p);
     }
+  }
+  if (c.cluster && state.cluster) {
+    const back = state.cluster.store !== "ok" && c.cluster.store === "ok";
+    Object.assign(state.cluster, c.cluster);
+    renderCluster(state.cluster);
+    // etcd answers again: the list read while it was down is empty, read it now.
+    if (back) void refresh().catch(report);
   }
   renderSummary(state);
   setText(updated, `updated ${fmt.clock(serverNow())}`);
