@@ -44,6 +44,7 @@ export interface EtcdMembershipOptions {
 interface SnapshotFile {
   version: 1;
   revision: number;
+  content_revision?: number;
   prefix: string;
   loadbalancers: Array<{ config: LoadBalancerConfig; modRevision: number }>;
   cross_vpc_enabled: string[];
@@ -75,9 +76,18 @@ export class EtcdMembership implements MembershipSource {
     return this.up;
   }
 
-  /** The store revision the view is complete up to (0 before the first read). */
+  /** The store revision the view is complete up to (0 before the first read): where a watch resumes. */
   get revision(): number {
     return this.view?.revision ?? 0;
+  }
+
+  /**
+   * The revision of the last change to what lb4 runs (a load balancer or a fact): what an
+   * instance reports as applied. Instance records live under the prefix too; their writes
+   * move `revision` every few seconds but not this.
+   */
+  get contentRevision(): number {
+    return this.view?.contentRevision ?? 0;
   }
 
   private get snapshotFile(): string | undefined {
@@ -133,8 +143,8 @@ export class EtcdMembership implements MembershipSource {
   /** Read everything under the prefix into a fresh view. */
   private async readAll(): Promise<void> {
     const r = await this.opts.client.range(this.opts.cluster.prefix);
-    const view: StoreView = { revision: r.revision, lbs: new Map(), crossVpcEnabled: new Set() };
-    for (const kv of r.kvs) this.take(view, kv.key, kv, false);
+    const view: StoreView = { revision: r.revision, contentRevision: 0, lbs: new Map(), crossVpcEnabled: new Set() };
+    for (const kv of r.kvs) if (this.take(view, kv.key, kv, false)) view.contentRevision = Math.max(view.contentRevision, kv.modRevision);
     this.view = view;
     this.dirty = true;
   }
@@ -186,15 +196,24 @@ export class EtcdMembership implements MembershipSource {
   }
 
   private onEvents(events: WatchEvent[], revision: number): void {
-    if (!this.view) this.view = { revision: 0, lbs: new Map(), crossVpcEnabled: new Set() };
+    if (!this.view) this.view = { revision: 0, contentRevision: 0, lbs: new Map(), crossVpcEnabled: new Set() };
     let changed = false;
-    for (const e of events) changed = this.take(this.view, e.key, e, e.type === "delete") || changed;
+    for (const e of events) {
+      if (!this.take(this.view, e.key, e, e.type === "delete")) continue;
+      changed = true;
+      this.view.contentRevision = Math.max(this.view.contentRevision, e.modRevision);
+    }
     this.view.revision = Math.max(this.view.revision, revision);
     this.up = true;
+    if (!changed) return; // an instance record, or our own write coming back
+    this.dirty = true;
     this.scheduleSave();
-    if (changed) this.dirty = true;
-    // Even our own write coming back moves the revision this instance reports.
     this.opts.onChange();
+  }
+
+  /** Changes in the view the engine has not run yet. */
+  get pending(): boolean {
+    return this.dirty;
   }
 
   /** Whether the view changed since the engine last ran it; clears the mark. */
@@ -274,6 +293,7 @@ export class EtcdMembership implements MembershipSource {
       revision = kv.modRevision;
     }
     view.lbs.set(entry.id, { config: next, modRevision: revision });
+    view.contentRevision = Math.max(view.contentRevision, revision);
     this.scheduleSave();
   }
 
@@ -293,6 +313,7 @@ export class EtcdMembership implements MembershipSource {
     const snap: SnapshotFile = {
       version: 1,
       revision: v.revision,
+      content_revision: v.contentRevision,
       prefix: this.opts.cluster.prefix,
       loadbalancers: [...v.lbs.values()],
       cross_vpc_enabled: [...v.crossVpcEnabled],
@@ -310,7 +331,12 @@ export class EtcdMembership implements MembershipSource {
     try {
       const s = JSON.parse(await readFile(file, "utf8")) as SnapshotFile;
       if (s.version !== 1 || s.prefix !== this.opts.cluster.prefix || !Array.isArray(s.loadbalancers)) return undefined;
-      return { revision: s.revision, lbs: new Map(s.loadbalancers.map((e) => [e.config.id, e])), crossVpcEnabled: new Set(s.cross_vpc_enabled) };
+      return {
+        revision: s.revision,
+        contentRevision: s.content_revision ?? s.revision,
+        lbs: new Map(s.loadbalancers.map((e) => [e.config.id, e])),
+        crossVpcEnabled: new Set(s.cross_vpc_enabled),
+      };
     } catch {
       return undefined;
     }

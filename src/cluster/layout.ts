@@ -53,6 +53,8 @@ export interface InstanceRecord {
 export interface StoreView {
   /** The store revision this view is complete up to. */
   revision: number;
+  /** The revision of the newest change to a load balancer or fact in it. */
+  contentRevision: number;
   lbs: Map<string, { config: LoadBalancerConfig; modRevision: number }>;
   crossVpcEnabled: Set<string>;
 }

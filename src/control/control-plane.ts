@@ -183,7 +183,7 @@ export class Engine {
       this.source = new FileMembership(this.store);
     }
     await this.source.load(base);
-    const storeRevision = this.cluster?.source.revision ?? 0;
+    const storeRevision = this.cluster?.source.contentRevision ?? 0;
     this.cluster?.source.takeDirty();
     const config = this.validate(this.source.membership(base), true);
     await this.source.acceptConfig(config);
@@ -195,7 +195,7 @@ export class Engine {
     if (restored > 0) this.logger.info({ ev: "health_restored", members: restored }, "members keep their last known health until their first check, which runs now");
     this.base = base;
     // Changes the watch delivered while starting.
-    if (this.cluster && this.cluster.source.revision > this.storeApplied) this.fromStore();
+    if (this.cluster && this.cluster.source.contentRevision > this.storeApplied) this.fromStore();
   }
 
   /**
@@ -214,17 +214,18 @@ export class Engine {
     run.catch((err: unknown) => this.logger.error({ err }, "applying a store change failed"));
   }
 
+  /** The running config now matches the store up to `revision` (default: the view's newest change). */
+  private markStoreApplied(revision = this.cluster!.source.contentRevision): void {
+    if (revision <= this.storeApplied) return;
+    this.storeApplied = revision;
+    this.cluster!.registry.applied(revision);
+  }
+
   /** Validate and run what the store holds now (inside a serialised change). */
   private async applyStoreView(): Promise<void> {
     const source = this.cluster!.source;
-    const revision = source.revision;
-    if (revision <= this.storeApplied) return;
-    if (!source.takeDirty()) {
-      // Nothing this instance runs changed (its own write came back, another prefix key moved).
-      this.storeApplied = revision;
-      this.cluster!.registry.applied(revision);
-      return;
-    }
+    if (!source.takeDirty()) return;
+    const revision = source.contentRevision;
     let config: Config;
     try {
       config = this.validate(source.membership(this.base), true);
@@ -236,8 +237,7 @@ export class Engine {
     }
     const prev = this.config;
     const plan = await this.commit(config, false);
-    this.storeApplied = revision;
-    this.cluster!.registry.applied(revision);
+    this.markStoreApplied(revision);
     const changes = describeChanges(prev, config, plan);
     this.events.push({ type: "reload", result: "ok" });
     this.logger.info({ ev: "store_applied", revision, changes }, `applied store revision ${revision}: ${summarizeChanges(changes)}`);
@@ -345,6 +345,8 @@ export class Engine {
         }
         if (this.closed) throw new Lb4Error("LB4.CLOSED", "the load balancer is closed");
         await this.commit(next, false, new Set([poolId]));
+        // Our own write is the newest change unless others are waiting to be applied (they mark it then).
+        if (this.cluster && !this.cluster.source.pending) this.markStoreApplied();
         const result = changed >= 0 ? after[changed]! : before.find((m) => !after.includes(m))!;
         this.events.push({ type: event, pool_id: poolId, member_id: result.id });
         return result;
