@@ -31,6 +31,14 @@ export class StoreConflict extends ConflictError {
   }
 }
 
+/** The view as the engine took it to run: load balancers by id with their revisions. */
+export interface Captured {
+  readonly lbs: ReadonlyMap<string, { config: LoadBalancerConfig; modRevision: number }>;
+  readonly contentRevision: number;
+  /** Which change of the view this is (see EtcdMembership.pending). */
+  readonly seq: number;
+}
+
 export interface EtcdMembershipOptions {
   cluster: ClusterConfig & { prefix: string };
   client: EtcdClient;
@@ -58,10 +66,19 @@ export class EtcdMembership implements MembershipSource {
   private saveTimer: ReturnType<typeof setTimeout> | undefined;
   private saving: Promise<void> = Promise.resolve();
   private warnedFileLbs: string | undefined;
-  /** The view changed in a way the engine has not run yet. */
-  private dirty = false;
+  /** Changes of the view (a full read, a watch batch that touched what lb4 runs), and the last one the engine ran or refused. */
+  private seq = 0;
+  private handled = 0;
   /** The file to seed an empty store with (kept for a start while etcd was down). */
   private seedWith: Config | undefined;
+  /**
+   * The load balancers as the engine runs them: a member change is built on these and
+   * compared against their revisions, so a change the watch brought in but the engine has
+   * not run yet makes the write fail (and retry) instead of being overwritten.
+   */
+  private applied = new Map<string, { config: LoadBalancerConfig; modRevision: number }>();
+  /** Watch events that arrived while a full read was in flight (replayed onto its result). */
+  private reading: WatchEvent[] | undefined;
   /** How the instance started: from the store, or from the snapshot with etcd down. */
   startedFrom: "store" | "snapshot" | "file" = "store";
 
@@ -142,11 +159,21 @@ export class EtcdMembership implements MembershipSource {
 
   /** Read everything under the prefix into a fresh view. */
   private async readAll(): Promise<void> {
-    const r = await this.opts.client.range(this.opts.cluster.prefix);
-    const view: StoreView = { revision: r.revision, contentRevision: 0, lbs: new Map(), crossVpcEnabled: new Set() };
-    for (const kv of r.kvs) if (this.take(view, kv.key, kv, false)) view.contentRevision = Math.max(view.contentRevision, kv.modRevision);
-    this.view = view;
-    this.dirty = true;
+    this.reading = [];
+    try {
+      const r = await this.opts.client.range(this.opts.cluster.prefix);
+      const view: StoreView = { revision: r.revision, contentRevision: 0, lbs: new Map(), crossVpcEnabled: new Set() };
+      for (const kv of r.kvs) if (this.take(view, kv.key, kv, false)) view.contentRevision = Math.max(view.contentRevision, kv.modRevision);
+      // What the watch delivered meanwhile and the read did not see yet.
+      for (const e of this.reading) {
+        if (e.modRevision > r.revision && this.take(view, e.key, e, e.type === "delete")) view.contentRevision = Math.max(view.contentRevision, e.modRevision);
+        view.revision = Math.max(view.revision, e.modRevision);
+      }
+      this.view = view;
+      this.seq++;
+    } finally {
+      this.reading = undefined;
+    }
   }
 
   /** One key into the view; true when it changed what lb4 runs. */
@@ -197,6 +224,7 @@ export class EtcdMembership implements MembershipSource {
 
   private onEvents(events: WatchEvent[], revision: number): void {
     if (!this.view) this.view = { revision: 0, contentRevision: 0, lbs: new Map(), crossVpcEnabled: new Set() };
+    this.reading?.push(...events);
     let changed = false;
     for (const e of events) {
       if (!this.take(this.view, e.key, e, e.type === "delete")) continue;
@@ -206,21 +234,36 @@ export class EtcdMembership implements MembershipSource {
     this.view.revision = Math.max(this.view.revision, revision);
     this.up = true;
     if (!changed) return; // an instance record, or our own write coming back
-    this.dirty = true;
+    this.seq++;
     this.scheduleSave();
     this.opts.onChange();
   }
 
-  /** Changes in the view the engine has not run yet. */
+  /** Changes in the view the engine has neither run nor refused yet. */
   get pending(): boolean {
-    return this.dirty;
+    return this.seq !== this.handled;
   }
 
-  /** Whether the view changed since the engine last ran it; clears the mark. */
-  takeDirty(): boolean {
-    const d = this.dirty;
-    this.dirty = false;
-    return d;
+  /** The view now, for the engine to run; `ran()` once it runs it, `refused()` if it cannot. */
+  capture(): Captured {
+    return { lbs: new Map(this.view?.lbs ?? []), contentRevision: this.contentRevision, seq: this.seq };
+  }
+
+  /** The engine runs `c` now: member changes are built on it. */
+  ran(c: Captured): void {
+    this.applied = new Map(c.lbs);
+    this.handled = c.seq;
+  }
+
+  /** The engine cannot run `c` (it does not validate here): wait for the next change. */
+  refused(c: Captured): void {
+    this.handled = c.seq;
+  }
+
+  /** `base` with the load balancers of a captured view (undefined view: the file's). */
+  membershipOf(base: Config, c: Captured): Config {
+    if (!this.view) return base;
+    return this.membership(base, c.lbs);
   }
 
   /** Read everything again (compaction, a start without the store) and watch from there. */
@@ -253,9 +296,9 @@ export class EtcdMembership implements MembershipSource {
     return { version: 1, cross_vpc_enabled: [...(this.view?.crossVpcEnabled ?? [])], members: {} };
   }
 
-  membership(base: Config): Config {
-    if (!this.view) return base;
-    const stored = viewLoadBalancers(this.view);
+  membership(base: Config, lbs: ReadonlyMap<string, { config: LoadBalancerConfig }> | undefined = this.view?.lbs): Config {
+    if (!this.view || !lbs) return base;
+    const stored = viewLoadBalancers({ lbs });
     const fileLbs = JSON.stringify([...base.loadbalancers].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)));
     if (base.loadbalancers.length > 0 && this.warnedFileLbs !== fileLbs && fileLbs !== JSON.stringify(stored)) {
       this.warnedFileLbs = fileLbs;
@@ -274,7 +317,7 @@ export class EtcdMembership implements MembershipSource {
     const view = this.view;
     if (!view) throw new StoreError(STORE_UNAVAILABLE, "etcd has not answered since this instance started; retry once it is reachable");
     let entry: { id: string; config: LoadBalancerConfig; modRevision: number } | undefined;
-    for (const [id, e] of view.lbs) if (e.config.pools.some((p) => p.id === poolId)) entry = { id, ...e };
+    for (const [id, e] of this.applied) if (e.config.pools.some((p) => p.id === poolId)) entry = { id, ...e };
     if (!entry) throw new Lb4Error("LB4.NOT_FOUND", `pool "${poolId}" is not in the store`);
     const next: LoadBalancerConfig = { ...entry.config, pools: entry.config.pools.map((p) => (p.id === poolId ? { ...p, members: [...after] } : p)) };
     const key = lbKey(this.opts.cluster, entry.id);
@@ -292,7 +335,9 @@ export class EtcdMembership implements MembershipSource {
       if (!kv || kv.value !== value) throw new StoreError(STORE_UNAVAILABLE, `etcd did not confirm the change (${err.message}); retry it`);
       revision = kv.modRevision;
     }
-    view.lbs.set(entry.id, { config: next, modRevision: revision });
+    const written = { config: next, modRevision: revision };
+    this.applied.set(entry.id, written);
+    if ((view.lbs.get(entry.id)?.modRevision ?? 0) < revision) view.lbs.set(entry.id, written);
     view.contentRevision = Math.max(view.contentRevision, revision);
     this.scheduleSave();
   }

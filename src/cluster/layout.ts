@@ -60,6 +60,6 @@ export interface StoreView {
 }
 
 /** The load balancers of a view, in id order (the store has no order of its own). */
-export function viewLoadBalancers(v: StoreView): LoadBalancerConfig[] {
+export function viewLoadBalancers(v: { lbs: ReadonlyMap<string, { config: LoadBalancerConfig }> }): LoadBalancerConfig[] {
   return [...v.lbs.keys()].sort().map((id) => v.lbs.get(id)!.config);
 }

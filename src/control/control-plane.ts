@@ -31,7 +31,7 @@ import { describeChanges, summarizeChanges, type ReloadChanges } from "./changes
 import { EventLog } from "./events.js";
 import { gate, gateMemberChange } from "./gate.js";
 import { SnapshotBuilder, type MemberFacts } from "./snapshot-builder.js";
-import { EtcdMembership, StoreConflict } from "../cluster/etcd-membership.js";
+import { EtcdMembership, StoreConflict, type Captured } from "../cluster/etcd-membership.js";
 import { InstanceRegistry } from "../cluster/instances.js";
 import type { InstanceRecord } from "../cluster/layout.js";
 import { EtcdClient } from "../store/etcd.js";
@@ -41,7 +41,9 @@ import { serveCluster } from "../config/support.js";
 serveCluster();
 
 /** Tries of a member change that loses compare-and-swaps to other instances (SPEC §11), before 409. */
-const STORE_CAS_TRIES = 5;
+const STORE_CAS_TRIES = 20;
+/** A lost compare-and-swap waits up to this many ms per try before the next (random, so racing instances spread out). */
+const STORE_CAS_BACKOFF_MS = 5;
 
 export interface Tuning extends TcpTuning {
   /** Data-plane tick: idle/connect/drain sweep and slow-start refresh. */
@@ -183,19 +185,33 @@ export class Engine {
       this.source = new FileMembership(this.store);
     }
     await this.source.load(base);
-    const storeRevision = this.cluster?.source.contentRevision ?? 0;
-    this.cluster?.source.takeDirty();
-    const config = this.validate(this.source.membership(base), true);
+    const { input: running, cap } = this.candidate(base);
+    const config = this.validate(running, true);
     await this.source.acceptConfig(config);
     await this.commit(config, true);
-    this.storeApplied = storeRevision;
-    this.cluster?.registry.start(storeRevision);
+    this.ranStore(cap);
+    this.cluster?.registry.start(this.storeApplied);
     const restored = Object.keys(this.restoredHealth).length;
     this.restoredHealth = {};
     if (restored > 0) this.logger.info({ ev: "health_restored", members: restored }, "members keep their last known health until their first check, which runs now");
     this.base = base;
     // Changes the watch delivered while starting.
-    if (this.cluster && this.cluster.source.contentRevision > this.storeApplied) this.fromStore();
+    if (this.cluster?.source.pending) this.fromStore();
+  }
+
+  /** The membership a config is validated from: the source's, and with etcd the view it was taken from. */
+  private candidate(base: Config): { input: Config; cap?: Captured } {
+    const c = this.cluster;
+    if (!c) return { input: this.source.membership(base) };
+    const cap = c.source.capture();
+    return { input: c.source.membershipOf(base, cap), cap };
+  }
+
+  /** The running config now is the captured view: member changes build on it, and the instance reports its revision. */
+  private ranStore(cap: Captured | undefined): void {
+    if (!cap || !this.cluster) return;
+    this.cluster.source.ran(cap);
+    this.markStoreApplied(cap.contentRevision);
   }
 
   /**
@@ -224,12 +240,14 @@ export class Engine {
   /** Validate and run what the store holds now (inside a serialised change). */
   private async applyStoreView(): Promise<void> {
     const source = this.cluster!.source;
-    if (!source.takeDirty()) return;
-    const revision = source.contentRevision;
+    if (!source.pending) return;
+    const { input, cap } = this.candidate(this.base);
+    const revision = cap!.contentRevision;
     let config: Config;
     try {
-      config = this.validate(source.membership(this.base), true);
+      config = this.validate(input, true);
     } catch (err) {
+      source.refused(cap!);
       this.reloads.failed++;
       this.events.push({ type: "reload", result: "failed", error: (err as Error).message });
       this.logger.error({ ev: "store_change_refused", revision, err: (err as Error).message }, `the store's revision ${revision} does not validate here; this instance keeps running revision ${this.storeApplied}`);
@@ -237,7 +255,7 @@ export class Engine {
     }
     const prev = this.config;
     const plan = await this.commit(config, false);
-    this.markStoreApplied(revision);
+    this.ranStore(cap);
     const changes = describeChanges(prev, config, plan);
     this.events.push({ type: "reload", result: "ok" });
     this.logger.info({ ev: "store_applied", revision, changes }, `applied store revision ${revision}: ${summarizeChanges(changes)}`);
@@ -257,7 +275,8 @@ export class Engine {
       let changes: ReloadChanges;
       try {
         const base = this.validate(input);
-        const config = this.validate(this.source.membership(base), true);
+        const { input: running, cap } = this.candidate(base);
+        const config = this.validate(running, true);
         const undo = await this.source.acceptConfig(config);
         const prev = this.config;
         let plan: Plan;
@@ -268,6 +287,7 @@ export class Engine {
           await undo().catch((e: unknown) => this.logger.error({ err: e }, "could not restore the state after a refused reload"));
           throw err;
         }
+        this.ranStore(cap);
         changes = describeChanges(prev, config, plan);
         this.base = base;
       } catch (err) {
@@ -339,6 +359,7 @@ export class Engine {
         } catch (err) {
           // Another instance changed the load balancer first: validate again on what it wrote.
           if (!(err instanceof StoreConflict) || attempt >= STORE_CAS_TRIES) throw err;
+          await sleep(this.timers, Math.random() * STORE_CAS_BACKOFF_MS * attempt);
           await this.cluster!.source.catchUp();
           await this.applyStoreView();
           continue;
