@@ -4,6 +4,8 @@
  */
 import { Argument, Option, type Command } from "commander";
 import { findMemberships, type Membership, type MemberView } from "../admin/views.js";
+import { storeLoadBalancers } from "../cluster/layout.js";
+import { EtcdClient } from "../store/etcd.js";
 import { loadConfigFile } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { ConfigError, Lb4Error } from "../errors.js";
@@ -189,7 +191,7 @@ unreachable, 2 usage error.`,
       )
       .option("--address <ip>", "the backend's IP address")
       .option("--instance-id <id>", "the backend's instance_id")
-      .option("-c, --config <file>", "look it up in this config file instead (offline: no running lb4 needed; runtime changes and health are not known)")
+      .option("-c, --config <file>", "look it up in this config file instead (offline: no running lb4 needed; runtime changes and health are not known; with a cluster: block, in the load balancers its etcd holds)")
       .addHelpText(
         "after",
         "\nExamples:\n  lb4 members find --address 10.0.1.15\n  lb4 members find --instance-id ecs-0015 --json\n  lb4 members find --address 10.0.1.15 --config lb4.yaml   (offline)\n\nGive exactly one of --address and --instance-id.",
@@ -199,7 +201,9 @@ unreachable, 2 usage error.`,
     const what = opts.address !== undefined ? `address ${opts.address}` : `instance_id ${opts.instanceId}`;
     let found: Membership[];
     if (opts.config !== undefined) {
-      const config = await loadForLookup(opts.config);
+      let config = await loadForLookup(opts.config);
+      // With a cluster: block the store holds the load balancers (SPEC §11): the answer is the cluster's.
+      if (config.cluster) config = { ...config, loadbalancers: await storeLoadBalancers(new EtcdClient({ endpoints: config.cluster.etcd }), config.cluster) };
       found = findMemberships(config, opts.address !== undefined ? { address: opts.address } : { instance_id: opts.instanceId! });
     } else {
       const q = opts.address !== undefined ? `address=${encodeURIComponent(opts.address)}` : `instance_id=${encodeURIComponent(opts.instanceId!)}`;

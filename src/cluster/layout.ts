@@ -7,9 +7,10 @@
  *
  * One key per load balancer: a member change is a compare-and-swap on its load balancer's
  * key, so changes to different load balancers never conflict, and a watch event carries a
- * whole load balancer (nothing half-applied). Pure.
+ * whole load balancer (nothing half-applied). The key functions are pure; storeLoadBalancers reads.
  */
 import type { LoadBalancerConfig } from "../config/schema.js";
+import type { EtcdClient } from "../store/etcd.js";
 
 export interface ClusterKeys {
   readonly prefix: string;
@@ -62,4 +63,20 @@ export interface StoreView {
 /** The load balancers of a view, in id order (the store has no order of its own). */
 export function viewLoadBalancers(v: { lbs: ReadonlyMap<string, { config: LoadBalancerConfig }> }): LoadBalancerConfig[] {
   return [...v.lbs.keys()].sort().map((id) => v.lbs.get(id)!.config);
+}
+
+/** The load balancers the store holds now, in id order (a read for the CLI; instances keep a watched view). */
+export async function storeLoadBalancers(client: EtcdClient, c: ClusterKeys): Promise<LoadBalancerConfig[]> {
+  const r = await client.range(lbPrefix(c));
+  const lbs = new Map<string, { config: LoadBalancerConfig }>();
+  for (const kv of r.kvs) {
+    const k = classify(c, kv.key);
+    if (k?.kind !== "lb") continue;
+    try {
+      lbs.set(k.id, { config: JSON.parse(kv.value) as LoadBalancerConfig });
+    } catch {
+      // not JSON: lb4 cluster push writes it again
+    }
+  }
+  return viewLoadBalancers({ lbs });
 }

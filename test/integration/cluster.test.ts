@@ -383,6 +383,21 @@ describe.skipIf(etcdSkip !== undefined)(title("three lb4 instances on one etcd (
     console.log(`[cluster] refused pushes: ${r1.stderr.trim().split("\n").slice(0, 2).join(" | ")} || ${r2.stderr.trim().split("\n").slice(0, 2).join(" | ")}`);
   });
 
+  it("reverse lookup answers for the whole cluster: the admin API of any instance, and lb4 members find --config on a file with a cluster: block (from etcd)", async () => {
+    // q-2 exists only in the store (cluster push above), not in any instance's own file.
+    const file = path.join(t.dir, "lookup.yaml");
+    await writeFile(file, stringify({ cluster: { etcd: t.etcd.endpoints, prefix: PREFIX }, vpcs: VPCS, loadbalancers: [] }));
+    const offline = await runCli(["members", "find", "--address", "10.0.6.2", "--config", file, "--json"]);
+    expect(offline.code, offline.stdout + offline.stderr).toBe(0);
+    const rows = JSON.parse(offline.stdout).members as Array<{ loadbalancer_id: string; pool_id: string }>;
+    expect(rows.map((r) => `${r.loadbalancer_id}/${r.pool_id}`)).toEqual(["lb-push/pool-p2"]);
+    for (const i of insts) {
+      const r = await api(i.url, "GET", "/v3/elb/members?address=10.0.6.2");
+      expect(r.status, i.name).toBe(200);
+      expect((r.body.members as Array<{ pool_id: string }>).map((m) => m.pool_id), i.name).toEqual(["pool-p2"]);
+    }
+  });
+
   it("lb4 status --admin URL shows the Cluster section with the 3 instances", async () => {
     const a = insts[0]!;
     const r = await runCli(["status", "--admin", a.url], { LB4_ADMIN_TOKEN: TOKEN });
