@@ -109,13 +109,7 @@ export async function startEtcd(size = 1): Promise<EtcdCluster> {
           p.kill(signal);
         });
       },
-      log() {
-        try {
-          return readFileSync(logFile, "utf8");
-        } catch {
-          return "";
-        }
-      },
+      log: () => readLog(logFile),
     };
     return m;
   });
@@ -173,4 +167,13 @@ export async function startEtcd(size = 1): Promise<EtcdCluster> {
 /** Stop every cluster still running (for afterAll). */
 export async function stopAllEtcd(): Promise<void> {
   await Promise.all([...running].map((c) => c.stop()));
+}
+
+/** A log file's text so far; "" before it exists. */
+export function readLog(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return "";
+  }
 }

@@ -17,14 +17,14 @@
  * removeStaleClusterRoutes removes that run's blackhole).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { backendScript } from "./env.js";
-import { NS_PREFIX, sh } from "./netns.js";
-import { ETCD_BIN } from "../../helpers/etcd.js";
+import { NS_PREFIX, removeNamespaces, sh } from "./netns.js";
+import { ETCD_BIN, readLog } from "../../helpers/etcd.js";
 import { waitFor } from "../../helpers/net.js";
 
 const clientScript = path.join(path.dirname(fileURLToPath(import.meta.url)), "cluster-client.mjs");
@@ -75,22 +75,8 @@ export function createClusterTopology(lbCount: number, backendCount: number, cli
     etcdPeers: [0, 1, 2].map((i) => `http://10.202.${s}.${33 + i}:2380`),
     backendAddrs: Array.from({ length: backendCount }, (_, i) => `10.202.${s}.${41 + i}`),
     remove() {
-      for (const ns of created.reverse()) {
-        try {
-          sh("ip", ["netns", "del", ns]);
-        } catch {
-          // already gone
-        }
-      }
-      created.length = 0;
-      if (guardAdded) {
-        try {
-          sh("ip", ["route", "del", "blackhole", guardOf(s), "metric", GUARD_METRIC]);
-        } catch {
-          // already gone
-        }
-        guardAdded = false;
-      }
+      removeNamespaces(created, guardAdded ? { route: guardOf(s), metric: GUARD_METRIC } : undefined);
+      guardAdded = false;
     },
   };
   const addNs = (ns: string) => {
@@ -343,13 +329,7 @@ export async function startHubEtcd(topo: ClusterTopology): Promise<HubEtcd> {
       async kill9() {
         await proc?.kill9();
       },
-      log() {
-        try {
-          return readFileSync(logFile, "utf8");
-        } catch {
-          return "";
-        }
-      },
+      log: () => readLog(logFile),
     };
     return m;
   });

@@ -26,6 +26,25 @@ export function sh(cmd: string, args: string[]): string {
   }
 }
 
+/** Delete the namespaces in `created` (newest first) and empty it; then the blackhole guard route, if added. */
+export function removeNamespaces(created: string[], guard: { route: string; metric: string } | undefined): void {
+  for (const ns of created.reverse()) {
+    try {
+      sh("ip", ["netns", "del", ns]);
+    } catch {
+      // already gone
+    }
+  }
+  created.length = 0;
+  if (guard) {
+    try {
+      sh("ip", ["route", "del", "blackhole", guard.route, "metric", guard.metric]);
+    } catch {
+      // already gone
+    }
+  }
+}
+
 export interface BackendNs {
   ns: string;
   /** The backend's address (inside its namespace). */
@@ -59,22 +78,8 @@ export function createTopology(n: number): Topology {
       sh("ip", ["netns", "exec", ns, "iptables", "-w", "5", ...args]);
     },
     remove() {
-      for (const ns of created.reverse()) {
-        try {
-          sh("ip", ["netns", "del", ns]);
-        } catch {
-          // already gone
-        }
-      }
-      created.length = 0;
-      if (guardAdded) {
-        try {
-          sh("ip", ["route", "del", "blackhole", guard, "metric", "4000"]);
-        } catch {
-          // already gone
-        }
-        guardAdded = false;
-      }
+      removeNamespaces(created, guardAdded ? { route: guard, metric: "4000" } : undefined);
+      guardAdded = false;
     },
   };
   try {
