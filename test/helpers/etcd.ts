@@ -75,19 +75,7 @@ export async function startEtcd(size = 1): Promise<EtcdCluster> {
         const fd = openSync(logFile, "a");
         proc = spawn(
           ETCD_BIN,
-          [
-            "--name", s.name,
-            "--data-dir", path.join(dir, s.name),
-            "--listen-client-urls", clientUrl,
-            "--advertise-client-urls", clientUrl,
-            "--listen-peer-urls", peerUrl,
-            "--initial-advertise-peer-urls", peerUrl,
-            "--initial-cluster", initialCluster,
-            "--initial-cluster-state", "new",
-            "--initial-cluster-token", path.basename(dir),
-            "--logger", "zap",
-            "--log-level", "warn",
-          ],
+          etcdMemberArgs({ name: s.name, dir, clientUrl, peerUrl, initialCluster }),
           { stdio: ["ignore", fd, fd] },
         );
         closeSync(fd);
@@ -176,4 +164,22 @@ export function readLog(file: string): string {
   } catch {
     return "";
   }
+}
+
+/** The command line of one member of a new etcd cluster whose data lives under `dir`. */
+export function etcdMemberArgs(m: { name: string; dir: string; clientUrl: string; peerUrl: string; initialCluster: string }): string[] {
+  // prettier-ignore
+  return [
+    "--name", m.name,
+    "--data-dir", path.join(m.dir, m.name),
+    "--listen-client-urls", m.clientUrl,
+    "--advertise-client-urls", m.clientUrl,
+    "--listen-peer-urls", m.peerUrl,
+    "--initial-advertise-peer-urls", m.peerUrl,
+    "--initial-cluster", m.initialCluster,
+    "--initial-cluster-state", "new",
+    "--initial-cluster-token", path.basename(m.dir),
+    "--logger", "zap",
+    "--log-level", "warn",
+  ];
 }

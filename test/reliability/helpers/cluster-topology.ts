@@ -24,7 +24,7 @@ import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { backendScript } from "./env.js";
 import { NS_PREFIX, removeNamespaces, sh } from "./netns.js";
-import { ETCD_BIN, readLog } from "../../helpers/etcd.js";
+import { ETCD_BIN, etcdMemberArgs, readLog } from "../../helpers/etcd.js";
 import { waitFor } from "../../helpers/net.js";
 
 const clientScript = path.join(path.dirname(fileURLToPath(import.meta.url)), "cluster-client.mjs");
@@ -300,20 +300,7 @@ export async function startHubEtcd(topo: ClusterTopology): Promise<HubEtcd> {
       async start() {
         if (m.running()) return;
         const fd = openSync(logFile, "a");
-        const args = [
-          "netns", "exec", topo.hubNs, ETCD_BIN,
-          "--name", name,
-          "--data-dir", path.join(dir, name),
-          "--listen-client-urls", clientUrl,
-          "--advertise-client-urls", clientUrl,
-          "--listen-peer-urls", peerUrl,
-          "--initial-advertise-peer-urls", peerUrl,
-          "--initial-cluster", initialCluster,
-          "--initial-cluster-state", "new",
-          "--initial-cluster-token", path.basename(dir),
-          "--logger", "zap",
-          "--log-level", "warn",
-        ];
+        const args = ["netns", "exec", topo.hubNs, ETCD_BIN, ...etcdMemberArgs({ name, dir, clientUrl, peerUrl, initialCluster })];
         const p = new NsProc(spawn("ip", args, { stdio: ["ignore", fd, fd] }));
         closeSync(fd);
         proc = p;
