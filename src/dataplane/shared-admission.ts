@@ -1,9 +1,14 @@
 /**
  * Decisions that must hold for the whole instance when several worker processes accept
  * (SPEC §10): `connection_limit` counted over all workers, and source-IP persistence that
- * holds whichever worker accepts. A worker's data plane asks the primary through this
- * interface; a single process has none and decides locally. Only listeners that need it
- * (a limit, or a pool with session_persistence) pay the round trip; others never see it.
+ * holds whichever worker accepts. A worker's data plane goes through this interface; a
+ * single process has none and decides locally.
+ *
+ * - Limits: the primary leases slots of a listener's limit to workers in blocks; a worker
+ *   admits on a slot it holds without asking, asks only when it has none free, and gives
+ *   idle slots back (at once when the primary reclaims them for another worker).
+ * - Persistence: the primary holds the table; each new connection of a persistent pool asks
+ *   it which member the client is stuck to (one round trip).
  */
 import type { MemberRuntime } from "../model/member.js";
 
@@ -11,19 +16,23 @@ import type { MemberRuntime } from "../model/member.js";
 export interface ClaimingConn {
   readonly ip: string;
   readonly listener: { readonly config: { readonly id: string; readonly connection_limit: number }; readonly pool: { readonly id: string; readonly config: { readonly session_persistence: unknown } } };
-  /** 0 none, 1 asked, 2 holds a slot of the instance's connection_limit. */
+  /** CLAIM_NONE, CLAIM_ASKED (waiting for a slot), CLAIM_HELD (holds a slot of the limit). */
   claim: number;
   /** The member the instance's persistence table holds for this client, tried first. */
   sticky: MemberRuntime | undefined;
-  /** The answer: admitted (with the sticky member id, if any) or refused by the limit. */
-  claimed(ok: boolean, memberId: string | undefined): void;
+  /** A slot of the listener's limit: granted (possibly in the same call) or refused. */
+  slotted(ok: boolean): void;
+  /** The persistence table's answer: the member id the client is stuck to, if any. */
+  claimed(memberId: string | undefined): void;
 }
 
 export interface SharedAdmission {
-  /** Ask the primary; `conn.claimed()` is called with the answer. */
-  claim(conn: ClaimingConn): void;
+  /** A slot of the listener's connection_limit; `conn.slotted()` says whether there is one. */
+  acquire(conn: ClaimingConn): void;
   /** A connection that held a slot ended. */
-  release(listenerId: string): void;
+  releaseSlot(listenerId: string): void;
+  /** Which member the instance's persistence table holds for the client; `conn.claimed()` answers. */
+  claim(conn: ClaimingConn): void;
   /** A retry placed a persistent client on another member. */
   stick(poolId: string, ip: string, memberId: string): void;
   /** A persistent client's connection ended: its entry idles from now. */
@@ -34,8 +43,3 @@ export interface SharedAdmission {
 export const CLAIM_NONE = 0;
 export const CLAIM_ASKED = 1;
 export const CLAIM_HELD = 2;
-
-/** Whether a new connection of this listener needs the primary. */
-export function needsClaim(l: ClaimingConn["listener"]): boolean {
-  return l.config.connection_limit > 0 || !!l.pool.config.session_persistence;
-}

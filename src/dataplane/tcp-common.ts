@@ -17,7 +17,7 @@ import type { TcpListenerDeps } from "./tcp.js";
 import { countHandover, pickMember, refuseLimit, type Admitting } from "./admission.js";
 import type { ClientInfo } from "../scheduling/types.js";
 import { isEligible } from "../scheduling/weights.js";
-import { CLAIM_ASKED, CLAIM_HELD, CLAIM_NONE, needsClaim, type ClaimingConn } from "./shared-admission.js";
+import { CLAIM_ASKED, CLAIM_HELD, CLAIM_NONE, type ClaimingConn } from "./shared-admission.js";
 
 /** At most this many connect attempts per client: the first and 2 retries (SPEC §3). */
 export const MAX_CONNECT_TRIES = 3;
@@ -41,28 +41,38 @@ export interface StartingConn extends TryingConn, Omit<ClaimingConn, "listener">
 }
 
 /**
- * Start a new connection: at once, or (in a worker, for a listener with a limit or a
- * persistent pool) once the primary answered (SPEC §10: limits and persistence hold for
- * the instance). The client is not read meanwhile; its bytes wait in the kernel.
+ * Start a new connection (SPEC §10 in a worker): a slot of the listener's limit first (from
+ * the worker's lease, asking the primary only when it holds none free), then, for a
+ * persistent pool, the member the instance's table holds for the client; then connect. The
+ * client is not read meanwhile; its bytes wait in the kernel.
  */
 export function begin(s: StartingConn): void {
   const shared = s.listener.deps.shared;
-  if (shared === undefined || !needsClaim(s.listener)) {
+  if (shared === undefined) {
     s.connect();
     return;
   }
-  s.claim = CLAIM_ASKED;
-  shared.claim(s);
+  if (s.listener.config.connection_limit > 0) {
+    s.claim = CLAIM_ASKED;
+    shared.acquire(s); // may answer at once
+    return;
+  }
+  afterSlot(s, shared);
 }
 
-/** The primary's answer to begin()'s claim. */
-export function claimAnswered(s: StartingConn, ok: boolean, memberId: string | undefined): void {
+function afterSlot(s: StartingConn, shared: NonNullable<TryingConn["listener"]["deps"]["shared"]>): void {
+  if (s.listener.pool.config.session_persistence) shared.claim(s);
+  else s.connect();
+}
+
+/** The answer to begin()'s slot request. */
+export function slotAnswered(s: StartingConn, ok: boolean): void {
   const l = s.listener;
-  const limited = l.config.connection_limit > 0;
+  const shared = l.deps.shared!;
   if (s.done) {
-    // Closed while asking (shutdown): give back the slot it was just granted.
+    // Closed while waiting (shutdown): give back the slot it was just granted.
     s.claim = CLAIM_NONE;
-    if (ok && limited) l.deps.shared!.release(l.config.id);
+    if (ok) shared.releaseSlot(l.config.id);
     return;
   }
   if (!ok) {
@@ -71,8 +81,14 @@ export function claimAnswered(s: StartingConn, ok: boolean, memberId: string | u
     s.fail("closed", undefined, true);
     return;
   }
-  s.claim = limited ? CLAIM_HELD : CLAIM_NONE;
-  if (memberId !== undefined) s.sticky = l.pool.members.get(memberId);
+  s.claim = CLAIM_HELD;
+  afterSlot(s, shared);
+}
+
+/** The persistence table's answer: try that member first. */
+export function claimAnswered(s: StartingConn, memberId: string | undefined): void {
+  if (s.done) return;
+  if (memberId !== undefined) s.sticky = s.listener.pool.members.get(memberId);
   s.connect();
 }
 
@@ -83,7 +99,7 @@ export function endShared(s: TryingConn & { claim: number }): void {
   const l = s.listener;
   if (s.claim === CLAIM_HELD) {
     s.claim = CLAIM_NONE;
-    shared.release(l.config.id);
+    shared.releaseSlot(l.config.id);
   }
   if (s.member && l.pool.config.session_persistence) shared.touch(l.pool.id, s.ip, s.member.id);
 }

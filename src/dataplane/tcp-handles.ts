@@ -36,7 +36,7 @@ import { admit, limitOf } from "./admission.js";
 import type { EndReason } from "./stats.js";
 import type { TcpConn } from "./tcp-conn.js";
 import type { TcpListenerDeps } from "./tcp.js";
-import { begin, claimAnswered, endFailedTry, endShared, logConnection, startTry, sweepConnection, TcpListenerBase } from "./tcp-common.js";
+import { begin, claimAnswered, endFailedTry, endShared, slotAnswered, logConnection, startTry, sweepConnection, TcpListenerBase } from "./tcp-common.js";
 
 const FDS_PER_CONNECTION = 2;
 /** Bytes of one read buffer (one per connected handle). */
@@ -280,8 +280,12 @@ export class HandleSession implements TcpConn {
     return this.ended;
   }
 
-  claimed(ok: boolean, memberId: string | undefined): void {
-    claimAnswered(this, ok, memberId);
+  slotted(ok: boolean): void {
+    slotAnswered(this, ok);
+  }
+
+  claimed(memberId: string | undefined): void {
+    claimAnswered(this, memberId);
   }
 
   /** Pick a member (avoiding failed ones) and connect; refuse the client when none is left. */

@@ -22,7 +22,7 @@ import type { AccessLog } from "./access-log.js";
 import { admit, limitOf } from "./admission.js";
 import type { FdBudget } from "./fd-budget.js";
 import { peerAddress } from "../platform/node-internals.js";
-import { begin, claimAnswered, endFailedTry, endShared, logConnection, startTry, sweepConnection, TcpListenerBase } from "./tcp-common.js";
+import { begin, claimAnswered, endFailedTry, endShared, slotAnswered, logConnection, startTry, sweepConnection, TcpListenerBase } from "./tcp-common.js";
 import type { SharedAdmission } from "./shared-admission.js";
 
 export { MAX_CONNECT_TRIES } from "./tcp-common.js";
@@ -214,8 +214,12 @@ export class TcpSession implements TcpConn {
     return this.failing || this.ended;
   }
 
-  claimed(ok: boolean, memberId: string | undefined): void {
-    claimAnswered(this, ok, memberId);
+  slotted(ok: boolean): void {
+    slotAnswered(this, ok);
+  }
+
+  claimed(memberId: string | undefined): void {
+    claimAnswered(this, memberId);
   }
 
   upstreamError(err: Error): void {

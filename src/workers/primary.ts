@@ -22,6 +22,7 @@ import type { PoolRuntime } from "../model/pool.js";
 import { EMPTY_SNAPSHOT, type Snapshot } from "../model/snapshot.js";
 import { STAT_FIELDS, WORKER_ENV, type FromWorker, type Report, type ToWorker, type WorkerInit } from "./protocol.js";
 import { toWire } from "./snapshot-wire.js";
+import { LimitLedger } from "./limit-ledger.js";
 import { dataplanePath } from "../platform/dataplane-path.js";
 
 /** A worker that has not said ready by then is killed and started again. */
@@ -47,8 +48,6 @@ interface Slot {
   runs: Snapshot;
   report: Report | undefined;
   dataplane: string;
-  /** Slots of connection_limit held by this worker's open connections, per listener. */
-  claims: Map<string, number>;
   acks: Map<number, (r: { error?: { code: string; message: string } }) => void>;
   reports: Map<number, () => void>;
   crashes: number;
@@ -68,8 +67,8 @@ export class ClusterDataPlane implements DataPlanePort {
   private readonly opts: ClusterOptions;
   /** The snapshot the instance runs. */
   private current: Snapshot = EMPTY_SNAPSHOT;
-  /** Open connections per limited listener, over all workers. */
-  private readonly claimed = new Map<string, number>();
+  /** The instance-wide connection_limit: slots leased to workers. */
+  private readonly ledger: LimitLedger;
   /** Counters of workers that exited (monotonic ones only), so totals never go back. */
   private readonly departed = { listeners: new Map<string, number[]>(), members: new Map<string, number>() };
   private seq = 0;
@@ -82,6 +81,19 @@ export class ClusterDataPlane implements DataPlanePort {
   constructor(opts: ClusterOptions) {
     this.opts = opts;
     this.local = new DataPlane({ ...opts, role: "primary" });
+    this.ledger = new LimitLedger({
+      limitOf: (l) => this.local.listener(l)?.config.connection_limit ?? 0,
+      workerCount: () => this.slots.length,
+      grant: (w, l, n, keep) => {
+        const s = this.slots[w];
+        if (s) this.send(s, { t: "leased", l, n, keep });
+      },
+      reclaim: (w, l) => {
+        const s = this.slots[w];
+        if (s) this.send(s, { t: "reclaim", l });
+      },
+      timers: opts.timers,
+    });
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     const { exec, execArgv } = workerEntry();
     cluster.setupPrimary({ exec, execArgv, args: [], silent: false });
@@ -119,7 +131,7 @@ export class ClusterDataPlane implements DataPlanePort {
   private fork(index: number, crashes = 0): void {
     const init: WorkerInit = { level: this.opts.logger.level, tuning: { connectTimeoutMs: this.opts.tuning.connectTimeoutMs, tickMs: this.opts.tuning.tickMs }, reportMs: REPORT_MS };
     const worker = cluster.fork({ [WORKER_ENV]: JSON.stringify(init) });
-    const slot: Slot = { index, worker, startedAt: Date.now(), ready: false, runs: EMPTY_SNAPSHOT, report: undefined, dataplane: "", claims: new Map(), acks: new Map(), reports: new Map(), crashes };
+    const slot: Slot = { index, worker, startedAt: Date.now(), ready: false, runs: EMPTY_SNAPSHOT, report: undefined, dataplane: "", acks: new Map(), reports: new Map(), crashes };
     this.slots[index] = slot;
     const readyTimer = setTimeout(() => {
       this.opts.logger.error({ ev: "worker_stuck", worker: index, pid: worker.process.pid }, `worker ${index} did not start within ${READY_TIMEOUT_MS / 1000} s; replacing it`);
@@ -137,7 +149,7 @@ export class ClusterDataPlane implements DataPlanePort {
   private onExit(slot: Slot, code: number | null, signal: string | null): void {
     if (this.slots[slot.index] !== slot) return;
     // Its open connections are gone with it: their limit slots free, its counters kept.
-    for (const [l, n] of slot.claims) this.claimed.set(l, Math.max(0, (this.claimed.get(l) ?? 0) - n));
+    this.ledger.workerGone(slot.index);
     if (slot.report) this.keepDeparted(slot.report);
     slot.report = undefined;
     slot.ready = false;
@@ -183,13 +195,12 @@ export class ClusterDataPlane implements DataPlanePort {
       case "claim":
         this.onClaim(slot, msg);
         return;
-      case "release": {
-        const n = slot.claims.get(msg.l) ?? 0;
-        if (n <= 0) return;
-        slot.claims.set(msg.l, n - 1);
-        this.claimed.set(msg.l, Math.max(0, (this.claimed.get(msg.l) ?? 0) - 1));
+      case "lease":
+        this.ledger.lease(slot.index, msg.l, msg.want);
         return;
-      }
+      case "returned":
+        this.ledger.returned(slot.index, msg.l, msg.n);
+        return;
       case "stick": {
         const pool = this.local.pool(msg.p);
         const m = pool?.members.get(msg.m);
@@ -215,26 +226,12 @@ export class ClusterDataPlane implements DataPlanePort {
     }
   }
 
-  /** A worker's new connection on a listener with a limit or a persistent pool: the instance decides. */
+  /** A worker's new connection of a persistent pool: the member the instance's table holds for the client. */
   private onClaim(slot: Slot, msg: Extract<FromWorker, { t: "claim" }>): void {
-    const l = this.local.listener(msg.l);
-    const limit = l?.config.connection_limit ?? 0;
-    let ok = true;
-    if (limit > 0) {
-      const n = this.claimed.get(msg.l) ?? 0;
-      if (n >= limit) ok = false;
-      else {
-        this.claimed.set(msg.l, n + 1);
-        slot.claims.set(msg.l, (slot.claims.get(msg.l) ?? 0) + 1);
-      }
-    }
-    let m: string | undefined;
-    if (ok && msg.p) {
-      const pool = this.local.pool(msg.p);
-      // The primary's scheduler places new clients of persistent pools, so the table has one writer.
-      if (pool?.persistence) m = pool.pick({ ip: msg.ip, port: 0 })?.id;
-    }
-    this.send(slot, m === undefined ? { t: "claimed", id: msg.id, ok } : { t: "claimed", id: msg.id, ok, m });
+    const pool = this.local.pool(msg.p);
+    // The primary's scheduler places new clients of persistent pools, so the table has one writer.
+    const m = pool?.persistence ? pool.pick({ ip: msg.ip, port: 0 })?.id : undefined;
+    this.send(slot, m === undefined ? { t: "claimed", id: msg.id } : { t: "claimed", id: msg.id, m });
   }
 
   private send(slot: Slot, msg: ToWorker): void {
@@ -316,6 +313,7 @@ export class ClusterDataPlane implements DataPlanePort {
       throw new Lb4Error(failed.error.code, failed.error.message);
     }
     let plan: Plan;
+    const limitsBefore = limits(this.current);
     try {
       plan = await this.local.apply(next);
     } catch (err) {
@@ -323,6 +321,8 @@ export class ClusterDataPlane implements DataPlanePort {
       throw err;
     }
     this.current = next;
+    const limitsAfter = limits(next);
+    for (const [l, n] of limitsBefore) if (limitsAfter.get(l) !== n) this.ledger.limitChanged(l);
     for (const s of this.slots) void this.sync(s);
     this.fold();
     return plan;
@@ -425,6 +425,7 @@ export class ClusterDataPlane implements DataPlanePort {
     if (this.closed) return;
     this.closing = true;
     this.closed = true;
+    this.ledger.close();
     this.local.close();
     await Promise.all(
       this.slots.map(
@@ -444,4 +445,11 @@ export class ClusterDataPlane implements DataPlanePort {
       ),
     );
   }
+}
+
+/** connection_limit of every TCP listener with one, by id. */
+function limits(s: Snapshot): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const lb of s.lbs) for (const l of lb.listeners) if (l.protocol === "TCP" && l.connection_limit > 0) out.set(l.id, l.connection_limit);
+  return out;
 }

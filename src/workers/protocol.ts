@@ -29,7 +29,11 @@ export interface Report {
 
 export type ToWorker =
   | { t: "snap"; wire: WireSnapshot }
-  | { t: "claimed"; id: number; ok: boolean; m?: string }
+  | { t: "claimed"; id: number; m?: string }
+  /** Slots of a listener's limit granted (n may be 0: none free in the instance); hold at most `keep` idle. */
+  | { t: "leased"; l: string; n: number; keep: number }
+  /** Give back the idle slots of a listener (another worker needs them). */
+  | { t: "reclaim"; l: string }
   | { t: "report"; id: number }
   | { t: "stop" }
   | { t: "destroy" }
@@ -38,8 +42,12 @@ export type ToWorker =
 export type FromWorker =
   | { t: "ready"; dataplane: string }
   | { t: "applied"; version: number; error?: { code: string; message: string } }
-  | { t: "claim"; id: number; l: string; p: string; ip: string }
-  | { t: "release"; l: string }
+  /** Which member the persistence table holds for `ip` in pool `p`. */
+  | { t: "claim"; id: number; p: string; ip: string }
+  /** `want` more slots of listener `l`'s limit (this many connections wait). */
+  | { t: "lease"; l: string; want: number }
+  /** `n` slots of listener `l` back (idle ones, or all idle on a reclaim). */
+  | { t: "returned"; l: string; n: number }
   | { t: "stick"; p: string; ip: string; m: string }
   | { t: "touch"; p: string; ip: string; m: string }
   | { t: "counters"; id?: number; r: Report };

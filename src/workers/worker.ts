@@ -23,26 +23,95 @@ function send(msg: FromWorker): void {
   if (process.connected) process.send!(msg);
 }
 
-/** The primary, as the data plane's SharedAdmission: one message per ask, answers matched by id. */
+/** One listener's lease of its limit's slots in this worker. */
+interface Lease {
+  /** Slots granted to this worker. */
+  have: number;
+  /** Slots held by open connections. */
+  used: number;
+  /** Idle slots this worker may keep (the primary says). */
+  keep: number;
+  asking: boolean;
+  /** Connections waiting for a slot, oldest first. */
+  waiting: ClaimingConn[];
+}
+
+/** The primary, as the data plane's SharedAdmission: slot leases per listener, persistence asks matched by id. */
 class PrimaryLink implements SharedAdmission {
   private seq = 0;
-  private readonly waiting = new Map<number, ClaimingConn>();
+  private readonly asked = new Map<number, ClaimingConn>();
+  private readonly leases = new Map<string, Lease>();
+
+  private lease(l: string): Lease {
+    let x = this.leases.get(l);
+    if (!x) this.leases.set(l, (x = { have: 0, used: 0, keep: 0, asking: false, waiting: [] }));
+    return x;
+  }
+
+  acquire(conn: ClaimingConn): void {
+    const x = this.lease(conn.listener.config.id);
+    if (x.used < x.have && x.waiting.length === 0) {
+      x.used++;
+      conn.slotted(true);
+      return;
+    }
+    x.waiting.push(conn);
+    this.ask(conn.listener.config.id, x);
+  }
+
+  private ask(l: string, x: Lease): void {
+    if (x.asking) return;
+    x.asking = true;
+    send({ t: "lease", l, want: x.waiting.length });
+  }
+
+  leased(l: string, n: number, keep: number): void {
+    const x = this.lease(l);
+    x.asking = false;
+    x.have += n;
+    x.keep = keep;
+    while (x.waiting.length > 0 && x.used < x.have) {
+      x.used++;
+      x.waiting.shift()!.slotted(true);
+    }
+    if (x.waiting.length === 0) return;
+    if (n === 0) {
+      // None free in the whole instance: the waiting connections are over the limit.
+      for (const c of x.waiting.splice(0)) c.slotted(false);
+      return;
+    }
+    this.ask(l, x);
+  }
+
+  reclaim(l: string): void {
+    const x = this.lease(l);
+    const idle = x.have - x.used;
+    x.have = x.used;
+    send({ t: "returned", l, n: idle });
+  }
+
+  releaseSlot(l: string): void {
+    const x = this.lease(l);
+    x.used--;
+    // Reused by the next connection while idle slots stay few; the rest go back.
+    const extra = x.have - x.used - x.keep;
+    if (extra > 0 && x.waiting.length === 0) {
+      x.have -= extra;
+      send({ t: "returned", l, n: extra });
+    }
+  }
 
   claim(conn: ClaimingConn): void {
     const id = ++this.seq;
-    this.waiting.set(id, conn);
-    send({ t: "claim", id, l: conn.listener.config.id, p: conn.listener.pool.config.session_persistence ? conn.listener.pool.id : "", ip: conn.ip });
+    this.asked.set(id, conn);
+    send({ t: "claim", id, p: conn.listener.pool.id, ip: conn.ip });
   }
 
-  answered(id: number, ok: boolean, m: string | undefined): void {
-    const conn = this.waiting.get(id);
+  claimed(id: number, m: string | undefined): void {
+    const conn = this.asked.get(id);
     if (!conn) return;
-    this.waiting.delete(id);
-    conn.claimed(ok, m);
-  }
-
-  release(l: string): void {
-    send({ t: "release", l });
+    this.asked.delete(id);
+    conn.claimed(m);
   }
 
   stick(p: string, ip: string, m: string): void {
@@ -117,7 +186,13 @@ export function runWorker(): void {
         });
         return;
       case "claimed":
-        link.answered(msg.id, msg.ok, msg.m);
+        link.claimed(msg.id, msg.m);
+        return;
+      case "leased":
+        link.leased(msg.l, msg.n, msg.keep);
+        return;
+      case "reclaim":
+        link.reclaim(msg.l);
         return;
       case "report":
         send({ t: "counters", id: msg.id, r: report(dp) });

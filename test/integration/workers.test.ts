@@ -191,6 +191,54 @@ describe("lb4 start --workers 2 (SPEC §10)", () => {
     }
   });
 
+  it("connection_limit 4 with 3 held open: 40 short connections, spread over both workers, are all served (a worker's idle slots are reclaimed for the other), and a 5th held one is refused", async () => {
+    const port = await freePort();
+    // "hold" keeps the connection; anything else is answered and closed.
+    const backend = await customServer((s) => {
+      s.once("data", (d: Buffer) => {
+        if (d.toString().startsWith("hold")) s.write("held\n");
+        else s.end("ok\n");
+      });
+    });
+    fx.servers.push(backend);
+    const w = await startWorkers(fx.dir, [tcpLb(port, { members: [{ id: "m-1", address: "127.0.0.1", protocol_port: backend.port }] }, { connection_limit: 4 })]);
+    await twoReadyWorkers(w);
+    const talk = (msg: string) =>
+      new Promise<string>((resolve) => {
+        const sock = net.connect({ port, host: "127.0.0.1" });
+        let got = "";
+        sock.on("data", (d: Buffer) => {
+          got += d;
+          if (msg === "hold" && got.includes("held")) resolve("held");
+        });
+        sock.on("error", () => undefined);
+        sock.on("close", () => resolve(got.trim() || "refused"));
+        sock.write(msg);
+        if (msg === "hold") held.push(sock);
+      });
+    const held: net.Socket[] = [];
+    try {
+      expect(await Promise.all([talk("hold"), talk("hold"), talk("hold")])).toEqual(["held", "held", "held"]);
+      const answers: string[] = [];
+      for (let round = 0; round < 20; round++) answers.push(...(await Promise.all([talk("x"), talk("x")])));
+      // Two at a time against one free slot: some are refused; every one that is refused came while the other held the slot.
+      const served = answers.filter((a) => a === "ok").length;
+      const refused = answers.filter((a) => a === "refused").length;
+      expect(served + refused).toBe(40);
+      expect(served).toBeGreaterThanOrEqual(20);
+      // One at a time: every connection is served, whichever worker takes it.
+      const one: string[] = [];
+      for (let i = 0; i < 40; i++) one.push(await talk("x"));
+      expect(one.filter((a) => a === "ok")).toHaveLength(40);
+      const lines = await waitForTcpConnLines(w, "ls-w", served + 40);
+      console.log(`limit 4, 3 held: 40 one-at-a-time connections served by worker pids ${JSON.stringify(pidSplit(lines.slice(-40)))}; two at a time: ${served} served, ${refused} refused`);
+      expect(await talk("hold")).toBe("held");
+      expect(await talk("hold")).toBe("refused");
+    } finally {
+      for (const sock of held) sock.destroy();
+    }
+  });
+
   it("100 datagrams of one UDP flow reach one member", async () => {
     const port = await freePort();
     const socks: dgram.Socket[] = [];
