@@ -174,8 +174,21 @@ program
     const n = summarize(config);
     console.log(`${file}: valid (${n.loadbalancers} load balancer(s), ${n.listeners} listener(s), ${n.pools} pool(s), ${n.members} member(s))`);
     console.log(stateNote);
-    for (const p of unsupportedFeatures(config)) console.log(`note: ${formatProblem(p)}`);
+    for (const p of validateNotes(config)) console.log(`note: ${formatProblem(p)}`);
   });
+
+/** What `lb4 validate` adds to a valid file: features this build does not serve, and where a cluster's load balancers really live. */
+function validateNotes(config: Config): Problem[] {
+  const notes = unsupportedFeatures(config);
+  if (config.cluster) {
+    notes.push({
+      path: "loadbalancers",
+      code: "LB4.CLUSTER_STORE",
+      message: `with cluster:, etcd holds the load balancers (${config.cluster.etcd.join(",")} under ${config.cluster.prefix}); this file's seed an empty store, lb4 cluster push writes them, and lb4 start ignores them otherwise`,
+    });
+  }
+  return notes;
+}
 
 /** What a valid config holds, counted (the text line and the JSON summary). */
 function summarize(config: Config): { loadbalancers: number; listeners: number; pools: number; members: number } {
@@ -227,7 +240,7 @@ async function validateJson(src: ConfigSource, withState: boolean): Promise<void
   try {
     st = await stateUsed(src, withState);
     const { config, file, stateNote } = await validateFile(src, withState, st);
-    printJson({ valid: true, file, problems: [], summary: summarize(config), state: stateNote, notes: unsupportedFeatures(config) });
+    printJson({ valid: true, file, problems: [], summary: summarize(config), state: stateNote, notes: validateNotes(config) });
   } catch (err) {
     if (!(err instanceof Lb4Error)) throw err;
     const problems: readonly Problem[] = err instanceof ConfigError ? err.problems : [{ path: "", message: err.message, code: err.code }];

@@ -24,6 +24,15 @@ describe("lb4 validate --json", () => {
     });
   });
 
+  it("a file with a cluster: block says where its load balancers really live (etcd), as a note", async () => {
+    const file = path.resolve(fixtures, "../../examples/cluster.yaml");
+    const r = await runCli(["validate", "--config", file, "--json", "--no-state"], { LB4_ADMIN_TOKEN: "t0123456789", HOSTNAME: "lb-1", LB4_ADVERTISE: "10.0.0.31:9870" });
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.valid).toBe(true);
+    expect(out.notes).toEqual([{ path: "loadbalancers", code: "LB4.CLUSTER_STORE", message: expect.stringContaining("etcd holds the load balancers") }]);
+  });
+
   it("an invalid file: valid false, every problem with path, message and code; exit 1; nothing on stderr", async () => {
     const file = path.join(fixtures, "invalid", "01-weight-and-port.yaml");
     const r = await runCli(["validate", "--config", file, "--json"]);
