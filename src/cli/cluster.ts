@@ -5,7 +5,7 @@
  * a concurrent change makes it fail rather than be overwritten.
  */
 import type { Command } from "commander";
-import { crossVpcKey, crossVpcPrefix, lbKey, lbPrefix, classify } from "../cluster/layout.js";
+import { crossVpcKey, lbKey, classify } from "../cluster/layout.js";
 import { Lb4Error } from "../errors.js";
 import { EtcdClient, type Compare, type TxnOp } from "../store/etcd.js";
 import { CONFIG_ENV, DEFAULT_CONFIG_FILE, configSource, loadSource } from "./config-source.js";
@@ -27,12 +27,15 @@ export function registerCluster(program: Command): void {
       const c = first.config.cluster;
       if (!c) throw new Lb4Error("LB4.NOT_CLUSTERED", `${first.file} has no cluster: block; add one (etcd endpoints, prefix) to say which store to write`);
       const client = new EtcdClient({ endpoints: c.etcd });
-      const facts = await client.range(crossVpcPrefix(c));
-      const everEnabled = new Set(facts.kvs.map((kv) => classify(c, kv.key)).flatMap((k) => (k?.kind === "cross_vpc" ? [k.id] : [])));
+      // One read of the prefix: the facts and the load balancers at the same revision.
+      const all = await client.range(c.prefix);
+      const everEnabled = new Set(all.kvs.map((kv) => classify(c, kv.key)).flatMap((k) => (k?.kind === "cross_vpc" ? [k.id] : [])));
       // Validated again with the store's facts: the cross-VPC rules see what the cluster has done.
       const { config } = await loadSource(src, { ctx: { everEnabled } });
-      const existing = await client.range(lbPrefix(c));
+      const existing = { kvs: all.kvs.filter((kv) => classify(c, kv.key)?.kind === "lb") };
       const compare: Compare[] = [];
+      // A fact written meanwhile (cross-VPC turned on elsewhere) must make this push fail, not be turned off by it.
+      for (const lb of config.loadbalancers) if (!lb.ip_target_enable && !everEnabled.has(lb.id)) compare.push({ key: crossVpcKey(c, lb.id), createRevision: 0 });
       const ops: TxnOp[] = [];
       const keep = new Set(config.loadbalancers.map((lb) => lbKey(c, lb.id)));
       for (const kv of existing.kvs) {

@@ -17,7 +17,7 @@ import { ConflictError, Lb4Error, STORE_UNAVAILABLE, StoreError } from "../error
 import { writeAtomic, type RuntimeState } from "../state/store.js";
 import type { EtcdClient, KeyValue, TxnOp, WatchEvent, WatchHandle } from "../store/etcd.js";
 import type { MembershipSource } from "../control/membership.js";
-import { classify, crossVpcKey, lbKey, viewLoadBalancers, type StoreView } from "./layout.js";
+import { classify, crossVpcKey, lbKey, seededKey, viewLoadBalancers, type StoreView } from "./layout.js";
 
 /** The file under state_dir holding the last applied view. */
 export const CLUSTER_SNAPSHOT_FILE = "cluster.json";
@@ -77,6 +77,9 @@ export class EtcdMembership implements MembershipSource {
    * not run yet makes the write fail (and retry) instead of being overwritten.
    */
   private applied = new Map<string, { config: LoadBalancerConfig; modRevision: number }>();
+  /** The store was read at least once (an empty store is then empty on purpose, never seeded again). */
+  private everRead = false;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
   /** Watch events that arrived while a full read was in flight (replayed onto its result). */
   private reading: WatchEvent[] | undefined;
   /** How the instance started: from the store, or from the snapshot with etcd down. */
@@ -149,7 +152,9 @@ export class EtcdMembership implements MembershipSource {
     const ops: TxnOp[] = base.loadbalancers.map((lb) => ({ type: "put", key: lbKey(c, lb.id), value: JSON.stringify(lb) }));
     for (const lb of base.loadbalancers) if (lb.ip_target_enable) ops.push({ type: "put", key: crossVpcKey(c, lb.id), value: "1" });
     if (ops.length === 0) return;
-    const r = await this.opts.client.txn({ compare: base.loadbalancers.map((lb) => ({ key: lbKey(c, lb.id), createRevision: 0 })), success: ops });
+    // One seed per prefix: the marker key is created once, so two first instances cannot merge their files.
+    ops.push({ type: "put", key: seededKey(c), value: JSON.stringify({ at: new Date().toISOString() }) });
+    const r = await this.opts.client.txn({ compare: [{ key: seededKey(c), createRevision: 0 }], success: ops });
     this.opts.logger.info(
       { ev: "store_seeded", revision: r.revision, loadbalancers: base.loadbalancers.map((l) => l.id), won: r.succeeded },
       r.succeeded ? `the store was empty: wrote this file's ${base.loadbalancers.length} load balancer(s) to it` : "another instance wrote the store first; using what it wrote",
@@ -170,6 +175,7 @@ export class EtcdMembership implements MembershipSource {
         view.revision = Math.max(view.revision, e.modRevision);
       }
       this.view = view;
+      this.everRead = true;
       this.seq++;
     } finally {
       this.reading = undefined;
@@ -253,6 +259,12 @@ export class EtcdMembership implements MembershipSource {
   ran(c: Captured): void {
     this.applied = new Map(c.lbs);
     this.handled = c.seq;
+    this.scheduleSave();
+  }
+
+  /** The engine could not run its own committed write (its commit failed): run the view again. */
+  invalidate(): void {
+    this.seq++;
   }
 
   /** The engine cannot run `c` (it does not validate here): wait for the next change. */
@@ -268,9 +280,11 @@ export class EtcdMembership implements MembershipSource {
 
   /** Read everything again (compaction, a start without the store) and watch from there. */
   private async resync(): Promise<void> {
+    if (this.closed) return;
     try {
+      const firstRead = !this.everRead;
       await this.readAll();
-      if (this.view!.lbs.size === 0 && this.seedWith && this.startedFrom === "file") await this.seed(this.seedWith);
+      if (this.view!.lbs.size === 0 && this.seedWith && firstRead && this.startedFrom === "file") await this.seed(this.seedWith);
       this.up = true;
       this.scheduleSave();
       this.opts.onChange();
@@ -283,7 +297,9 @@ export class EtcdMembership implements MembershipSource {
   }
 
   private retryResync(): void {
-    if (!this.closed) setTimeout(() => void this.resync(), 1000).unref();
+    if (this.closed) return;
+    this.retryTimer = setTimeout(() => void this.resync(), 1000);
+    this.retryTimer.unref();
   }
 
   /** Read the store again now (after a lost compare-and-swap), so the next try validates against it. */
@@ -354,13 +370,14 @@ export class EtcdMembership implements MembershipSource {
   private async saveSnapshot(): Promise<void> {
     const file = this.snapshotFile;
     const v = this.view;
-    if (!file || !v) return;
+    if (!file || !v || this.applied.size === 0) return;
     const snap: SnapshotFile = {
       version: 1,
       revision: v.revision,
       content_revision: v.contentRevision,
       prefix: this.opts.cluster.prefix,
-      loadbalancers: [...v.lbs.values()],
+      // What the engine runs, not the watched view: a revision this instance refused is not kept.
+      loadbalancers: [...this.applied.values()],
       cross_vpc_enabled: [...v.crossVpcEnabled],
     };
     try {
@@ -389,6 +406,7 @@ export class EtcdMembership implements MembershipSource {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     this.watchHandle?.close();
     if (this.saveTimer !== undefined) {
       clearTimeout(this.saveTimer);

@@ -4,6 +4,7 @@
  *   {prefix}lb/{lb_id}               one load balancer with its listeners, pools and members (JSON)
  *   {prefix}facts/cross_vpc/{lb_id}  "1": cross-VPC was ever enabled on it (SPEC §6 rule 6)
  *   {prefix}instances/{instance_id}  a live instance (JSON, on its lease)
+ *   {prefix}seeded                   created once, by the instance that wrote the first load balancers
  *
  * One key per load balancer: a member change is a compare-and-swap on its load balancer's
  * key, so changes to different load balancers never conflict, and a watch event carries a
@@ -20,6 +21,8 @@ export const lbKey = (c: ClusterKeys, lbId: string): string => `${c.prefix}lb/${
 export const crossVpcKey = (c: ClusterKeys, lbId: string): string => `${c.prefix}facts/cross_vpc/${lbId}`;
 export const instanceKey = (c: ClusterKeys, instanceId: string): string => `${c.prefix}instances/${instanceId}`;
 export const lbPrefix = (c: ClusterKeys): string => `${c.prefix}lb/`;
+/** Created by the instance that seeded the prefix (once). */
+export const seededKey = (c: ClusterKeys): string => `${c.prefix}seeded`;
 export const crossVpcPrefix = (c: ClusterKeys): string => `${c.prefix}facts/cross_vpc/`;
 export const instancesPrefix = (c: ClusterKeys): string => `${c.prefix}instances/`;
 

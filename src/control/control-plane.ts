@@ -364,8 +364,17 @@ export class Engine {
           await this.applyStoreView();
           continue;
         }
-        if (this.closed) throw new Lb4Error("LB4.CLOSED", "the load balancer is closed");
-        await this.commit(next, false, new Set([poolId]));
+        try {
+          if (this.closed) throw new Lb4Error("LB4.CLOSED", "the load balancer is closed");
+          await this.commit(next, false, new Set([poolId]));
+        } catch (err) {
+          // Committed to etcd but not run here: run the store's view again rather than build on the old one.
+          if (this.cluster) {
+            this.cluster.source.invalidate();
+            this.fromStore();
+          }
+          throw err;
+        }
         // Our own write is the newest change unless others are waiting to be applied (they mark it then).
         if (this.cluster && !this.cluster.source.pending) this.markStoreApplied();
         const result = changed >= 0 ? after[changed]! : before.find((m) => !after.includes(m))!;

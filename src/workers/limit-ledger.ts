@@ -69,6 +69,14 @@ export class LimitLedger {
     else if (!x.reclaiming && x.waiting.length > 0) this.serve(l);
   }
 
+  /** Worker `w` holds `n` slots of `l` it was not granted: connections open when the limit was set, which count against it. */
+  book(w: number, l: string, n: number): void {
+    if (n <= 0) return;
+    const x = this.of(l);
+    x.granted.set(w, (x.granted.get(w) ?? 0) + n);
+    x.total += n;
+  }
+
   /** Worker `w` is gone: its slots (open connections included: they died with it) are free. */
   workerGone(w: number): void {
     for (const [l, x] of this.ledgers) {

@@ -34,6 +34,8 @@ const REFRESH_TIMEOUT_MS = 500;
 /** Workers that die this soon after starting, this many times in a row, are restarted after a pause. */
 const CRASH_LOOP = { withinMs: 2_000, count: 5, pauseMs: 1_000 };
 const REPORT_MS = 1000;
+/** How long close() waits for a worker to flush its log and exit before SIGKILL. */
+const WORKER_EXIT_WAIT_MS = 2500;
 
 export interface ClusterOptions extends DataPlaneOptions {
   workers: number;
@@ -73,8 +75,12 @@ export class ClusterDataPlane implements DataPlanePort {
   private readonly departed = { listeners: new Map<string, number[]>(), members: new Map<string, number>() };
   private seq = 0;
   private closing = false;
+  /** stopAccepting() ran (shutdown grace): no new workers, no new listeners. */
+  private stopping = false;
   private closed = false;
   restarts = 0;
+  /** connection_limit by TCP listener id, of the snapshot being applied or run. */
+  private limits = new Map<string, number>();
   readonly fanout = { count: 0, sumMs: 0, maxMs: 0 };
   private refreshing: Promise<void> | undefined;
 
@@ -82,7 +88,7 @@ export class ClusterDataPlane implements DataPlanePort {
     this.opts = opts;
     this.local = new DataPlane({ ...opts, role: "primary" });
     this.ledger = new LimitLedger({
-      limitOf: (l) => this.local.listener(l)?.config.connection_limit ?? 0,
+      limitOf: (l) => this.limits.get(l) ?? 0,
       workerCount: () => this.slots.length,
       grant: (w, l, n, keep) => {
         const s = this.slots[w];
@@ -157,7 +163,7 @@ export class ClusterDataPlane implements DataPlanePort {
     slot.acks.clear();
     for (const done of slot.reports.values()) done();
     slot.reports.clear();
-    if (this.closing) return;
+    if (this.closing || this.stopping) return;
     this.restarts++;
     const early = Date.now() - slot.startedAt < CRASH_LOOP.withinMs;
     const crashes = early ? slot.crashes + 1 : 0;
@@ -183,7 +189,7 @@ export class ClusterDataPlane implements DataPlanePort {
           this.opts.logger.warn({ ev: "worker_dataplane", worker: slot.index, dataplane: msg.dataplane, primary: dataplanePath() }, `worker ${slot.index} runs the ${msg.dataplane} TCP data plane, not ${dataplanePath()}`);
         }
         this.opts.logger.debug({ ev: "worker_ready", worker: slot.index, pid: slot.worker.process.pid }, `worker ${slot.index} ready`);
-        void this.sync(slot);
+        this.syncLater(slot);
         this.readyWaiters.forEach((w) => w());
         return;
       case "applied": {
@@ -200,6 +206,9 @@ export class ClusterDataPlane implements DataPlanePort {
         return;
       case "returned":
         this.ledger.returned(slot.index, msg.l, msg.n);
+        return;
+      case "holding":
+        this.ledger.book(slot.index, msg.l, msg.n);
         return;
       case "stick": {
         const pool = this.local.pool(msg.p);
@@ -282,6 +291,11 @@ export class ClusterDataPlane implements DataPlanePort {
     });
   }
 
+  /** Bring a worker to the snapshot the instance runs, on the push chain. */
+  private syncLater(slot: Slot): void {
+    this.chain = this.chain.then(() => this.sync(slot)).catch(() => undefined);
+  }
+
   /** A worker that became ready, or missed a snapshot: bring it to the one the instance runs. */
   private async sync(slot: Slot): Promise<void> {
     if (!slot.ready || slot.runs === this.current || this.current === EMPTY_SNAPSHOT) return;
@@ -293,10 +307,30 @@ export class ClusterDataPlane implements DataPlanePort {
     }
   }
 
-  async apply(next: Snapshot): Promise<Plan> {
+  /**
+   * Run `next` in every worker, then here. One at a time (snapshots can be published while a
+   * change is in flight): overlapping pushes could leave a worker acknowledging an older
+   * snapshot after a newer one, with nothing to bring it back.
+   */
+  apply(next: Snapshot): Promise<Plan> {
+    const run = this.chain.then(() => this.applyNow(next));
+    this.chain = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  /** Pushes to workers (apply, and bringing a late or restarted worker up to date) go one at a time. */
+  private chain: Promise<unknown> = Promise.resolve();
+
+  private async applyNow(next: Snapshot): Promise<Plan> {
     if (this.closed) throw new Lb4Error("LB4.CLOSED", "the load balancer is closed");
     if (this.current === EMPTY_SNAPSHOT) await this.allReady();
     const prev = this.current;
+    const limitsBefore = this.limits;
+    // The ledger answers with the limits being applied, not those of the snapshot before.
+    this.limits = limits(next);
     const slots = this.slots.filter((s) => s.ready);
     const sentAt = performance.now();
     const results = await Promise.all(slots.map((s) => this.push(s, next)));
@@ -309,21 +343,22 @@ export class ClusterDataPlane implements DataPlanePort {
       await Promise.all(slots.filter((s) => s.runs === next).map((s) => this.push(s, prev)));
     };
     if (failed?.error) {
+      this.limits = limitsBefore;
       await back();
       throw new Lb4Error(failed.error.code, failed.error.message);
     }
     let plan: Plan;
-    const limitsBefore = limits(this.current);
     try {
       plan = await this.local.apply(next);
     } catch (err) {
+      this.limits = limitsBefore;
       await back();
       throw err;
     }
     this.current = next;
-    const limitsAfter = limits(next);
-    for (const [l, n] of limitsBefore) if (limitsAfter.get(l) !== n) this.ledger.limitChanged(l);
-    for (const s of this.slots) void this.sync(s);
+    for (const [l, n] of limitsBefore) if (this.limits.get(l) !== n) this.ledger.limitChanged(l);
+    // A worker that started meanwhile, or missed this one: brought up to date behind this apply.
+    for (const s of this.slots) if (s.ready && s.runs !== this.current) this.syncLater(s);
     this.fold();
     return plan;
   }
@@ -410,6 +445,8 @@ export class ClusterDataPlane implements DataPlanePort {
 
   /** Workers stop accepting and report often from now on; the count the shutdown waits on is fresh. */
   async stopAccepting(): Promise<void> {
+    // A worker that dies from now on is not replaced: the instance is draining.
+    this.stopping = true;
     for (const s of this.slots) this.send(s, { t: "stop" });
     await this.local.stopAccepting();
     await this.refresh();
@@ -432,10 +469,11 @@ export class ClusterDataPlane implements DataPlanePort {
         (s) =>
           new Promise<void>((resolve) => {
             if (s.worker.isDead()) return resolve();
+            // More than the worker's own bound for flushing its log at exit.
             const t = setTimeout(() => {
               s.worker.process.kill("SIGKILL");
               resolve();
-            }, 1000);
+            }, WORKER_EXIT_WAIT_MS);
             s.worker.once("exit", () => {
               clearTimeout(t);
               resolve();

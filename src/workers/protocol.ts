@@ -48,6 +48,8 @@ export type FromWorker =
   | { t: "lease"; l: string; want: number }
   /** `n` slots of listener `l` back (idle ones, or all idle on a reclaim). */
   | { t: "returned"; l: string; n: number }
+  /** A limit was just set on `l`: its `n` connections open here now hold slots (booked even over the limit). */
+  | { t: "holding"; l: string; n: number }
   | { t: "stick"; p: string; ip: string; m: string }
   | { t: "touch"; p: string; ip: string; m: string }
   | { t: "counters"; id?: number; r: Report };

@@ -8,7 +8,8 @@
 import type { Logger } from "pino";
 import { systemClock, systemTimers } from "../clock.js";
 import { DataPlane } from "../dataplane/dataplane.js";
-import type { ClaimingConn, SharedAdmission } from "../dataplane/shared-admission.js";
+import { CLAIM_HELD, CLAIM_NONE, type ClaimingConn, type SharedAdmission } from "../dataplane/shared-admission.js";
+import type { Snapshot } from "../model/snapshot.js";
 import { Lb4Error } from "../errors.js";
 import { createLogger, flushAndExit } from "../log.js";
 import type { LevelWithSilent } from "pino";
@@ -83,6 +84,15 @@ class PrimaryLink implements SharedAdmission {
     this.ask(l, x);
   }
 
+  /** A limit was just set on `l`: `n` open connections hold slots from now (the primary books them). */
+  book(l: string, n: number): void {
+    if (n <= 0) return;
+    const x = this.lease(l);
+    x.have += n;
+    x.used += n;
+    send({ t: "holding", l, n });
+  }
+
   reclaim(l: string): void {
     const x = this.lease(l);
     const idle = x.have - x.used;
@@ -151,6 +161,29 @@ function report(dp: DataPlane): Report {
   return { pid: process.pid, active: dp.activeConnections, listeners, members };
 }
 
+/**
+ * A listener whose limit was just set (it had none): its open connections count against the
+ * limit from now, as they do in one process (SPEC §3), so they take slots and give them back
+ * when they close.
+ */
+function holdOpenConnections(dp: DataPlane, before: Snapshot, link: PrimaryLink): void {
+  const had = new Map<string, number>();
+  for (const lb of before.lbs) for (const l of lb.listeners) had.set(l.id, l.connection_limit);
+  for (const lb of dp.snapshot.lbs) {
+    for (const cfg of lb.listeners) {
+      if (cfg.protocol !== "TCP" || cfg.connection_limit === 0 || (had.get(cfg.id) ?? 0) !== 0 || !had.has(cfg.id)) continue;
+      const l = dp.listener(cfg.id) as unknown as { sessions?: { forEach(fn: (s: { claim: number; done: boolean }) => void): void } } | undefined;
+      let n = 0;
+      l?.sessions?.forEach((s) => {
+        if (s.done || s.claim !== CLAIM_NONE) return;
+        s.claim = CLAIM_HELD;
+        n++;
+      });
+      link.book(cfg.id, n);
+    }
+  }
+}
+
 export function runWorker(): void {
   const init = JSON.parse(process.env[WORKER_ENV] ?? "{}") as WorkerInit;
   const logger: Logger = createLogger((init.level ?? "info") as LevelWithSilent, { atomic: true });
@@ -177,7 +210,9 @@ export function runWorker(): void {
         // In order: each snapshot is relative to the one before.
         applying = applying.then(async () => {
           try {
+            const before = dp.snapshot;
             await dp.apply(fromWire(dp.snapshot, msg.wire));
+            holdOpenConnections(dp, before, link);
             send({ t: "applied", version: msg.wire.version });
           } catch (err) {
             const e = err as Error;
