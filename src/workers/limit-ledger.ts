@@ -134,6 +134,11 @@ export class LimitLedger {
     this.serve(l);
   }
 
+  /** Forget listeners that have no limit any more and nothing leased (so ids of removed listeners do not pile up). */
+  prune(limited: ReadonlySet<string>): void {
+    for (const [l, x] of this.ledgers) if (!limited.has(l) && x.total <= 0 && x.waiting.length === 0 && !x.reclaiming) this.ledgers.delete(l);
+  }
+
   /** Stop the reclaim timers (the primary closes). */
   close(): void {
     for (const x of this.ledgers.values()) if (x.timer !== undefined) this.io.timers.clear(x.timer);

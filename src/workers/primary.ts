@@ -357,6 +357,7 @@ export class ClusterDataPlane implements DataPlanePort {
     }
     this.current = next;
     for (const [l, n] of limitsBefore) if (this.limits.get(l) !== n) this.ledger.limitChanged(l);
+    this.prune(next);
     // A worker that started meanwhile, or missed this one: brought up to date behind this apply.
     for (const s of this.slots) if (s.ready && s.runs !== this.current) this.syncLater(s);
     this.fold();
@@ -387,6 +388,19 @@ export class ClusterDataPlane implements DataPlanePort {
       this.fold();
     })().finally(() => (this.refreshing = undefined));
     return this.refreshing;
+  }
+
+  /** Counters and leases of listeners and members the snapshot no longer has are dropped: nothing reads them. */
+  private prune(s: Snapshot): void {
+    const listeners = new Set<string>();
+    const members = new Set<string>();
+    for (const lb of s.lbs) {
+      for (const l of lb.listeners) listeners.add(l.id);
+      for (const p of lb.pools) for (const m of p.members) members.add(`${p.settings.id}/${m.config.id}`);
+    }
+    for (const id of this.departed.listeners.keys()) if (!listeners.has(id)) this.departed.listeners.delete(id);
+    for (const key of this.departed.members.keys()) if (!members.has(key)) this.departed.members.delete(key);
+    this.ledger.prune(new Set(this.limits.keys()));
   }
 
   private keepDeparted(r: Report): void {

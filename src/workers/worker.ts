@@ -84,6 +84,15 @@ class PrimaryLink implements SharedAdmission {
     this.ask(l, x);
   }
 
+  /** Drop leases of listeners without a limit whose slots are all back (ids of removed listeners do not pile up). */
+  prune(limited: ReadonlySet<string>): void {
+    for (const [l, x] of this.leases) {
+      if (limited.has(l) || x.used !== 0 || x.waiting.length !== 0 || x.asking) continue;
+      if (x.have > 0) send({ t: "returned", l, n: x.have }); // the primary's books stay right
+      this.leases.delete(l);
+    }
+  }
+
   /** A limit was just set on `l`: `n` open connections hold slots from now (the primary books them). */
   book(l: string, n: number): void {
     if (n <= 0) return;
@@ -213,6 +222,7 @@ export function runWorker(): void {
             const before = dp.snapshot;
             await dp.apply(fromWire(dp.snapshot, msg.wire));
             holdOpenConnections(dp, before, link);
+            link.prune(new Set(dp.snapshot.lbs.flatMap((lb) => lb.listeners.filter((l) => l.connection_limit > 0).map((l) => l.id))));
             send({ t: "applied", version: msg.wire.version });
           } catch (err) {
             const e = err as Error;

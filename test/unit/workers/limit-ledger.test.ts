@@ -100,3 +100,17 @@ describe("LimitLedger", () => {
     expect(sent).toEqual(["reclaim w0 ls", "reclaim w1 ls"]);
   });
 });
+
+describe("LimitLedger.prune", () => {
+  it("forgets a listener without a limit once nothing is leased, and keeps one that still has slots out", () => {
+    const { ledger } = setup(4);
+    ledger.lease(0, "gone", 2);
+    ledger.lease(0, "busy", 2);
+    ledger.returned(0, "gone", 2);
+    ledger.prune(new Set());
+    expect(ledger.leased("gone")).toBe(0);
+    expect(ledger.leased("busy")).toBe(2);
+    expect((ledger as unknown as { ledgers: Map<string, unknown> }).ledgers.has("gone")).toBe(false);
+    expect((ledger as unknown as { ledgers: Map<string, unknown> }).ledgers.has("busy")).toBe(true);
+  });
+});
