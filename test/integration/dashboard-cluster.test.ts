@@ -5,50 +5,23 @@
  * Every page records its requests, page errors and console errors; each test ends by asserting
  * that no request left the admin origin and nothing failed.
  */
-import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import os from "node:os";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { BrowserContext, Page } from "playwright-core";
+import { afterEach, describe, expect, it } from "vitest";
+import { CHROMIUM, chromiumOk, clean, openPage as openBrowserPage, useBrowser, type Watched } from "../helpers/browser.js";
 import { EtcdClient } from "../../src/store/etcd.js";
 import { etcdSkip, startEtcd, stopAllEtcd } from "../helpers/etcd.js";
-import { TOKEN, adminConfig, api, namedEcho, startLb4, useChildFixture, writeConfig } from "../helpers/lb4-child.js";
+import { adminConfig, api, namedEcho, startLb4, useChildFixture, writeConfig } from "../helpers/lb4-child.js";
 import { freePort } from "../helpers/net.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const chromiumOk = existsSync(CHROMIUM) && spawnSync(CHROMIUM, ["--version"], { encoding: "utf8" }).status === 0;
-const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
-const TOKEN_KEY = "lb4.admin-token";
 const PREFIX = "/lb4/dash/";
 const skip = !chromiumOk ? `${CHROMIUM} not found; apt-get install chromium` : etcdSkip;
 
-interface Watched {
-  page: Page;
-  origin: string;
-  requests: string[];
-  errors: string[];
-}
-
 describe.skipIf(skip !== undefined)(`dashboard instances panel in chromium${skip ? ` (SKIPPED: ${skip})` : ""}`, () => {
   const fx = useChildFixture();
-  let ctx: BrowserContext;
-  let profile: string;
-
-  beforeAll(async () => {
-    const { chromium } = await import("playwright-core");
-    profile = await mkdtemp(path.join(os.tmpdir(), "lb4-chromium-"));
-    ctx = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1400, height: 1000 } });
-    ctx.setDefaultTimeout(5000); // every wait in a step is bounded well inside the test's time
-  });
+  const browser = useBrowser();
 
   afterEach(() => stopAllEtcd());
-
-  afterAll(async () => {
-    await ctx?.close();
-    if (profile) await rm(profile, { recursive: true, force: true });
-  });
 
   /** One lb4 (one worker) with a TCP listener and a pool of two members; with `etcd`, clustered on it. */
   async function startScenario(etcd?: string[]) {
@@ -84,26 +57,7 @@ describe.skipIf(skip !== undefined)(`dashboard instances panel in chromium${skip
     return { lb, advertise };
   }
 
-  async function openPage(url: string): Promise<Watched> {
-    const page = await ctx.newPage();
-    const w: Watched = { page, origin: new URL(url).origin, requests: [], errors: [] };
-    page.on("request", (r) => w.requests.push(r.url()));
-    page.on("pageerror", (e) => w.errors.push(`pageerror: ${e.message}`));
-    page.on("console", (m) => {
-      if (m.type() === "error") w.errors.push(`console: ${m.text()}`);
-    });
-    await page.addInitScript(([k, t]) => sessionStorage.setItem(k!, t!), [TOKEN_KEY, TOKEN]);
-    await page.goto(`${url}/`);
-    return w;
-  }
-
-  /** Every request went to the admin origin; no page error, no console error. */
-  async function clean(w: Watched): Promise<void> {
-    expect(w.requests.length).toBeGreaterThan(3);
-    expect(w.requests.filter((u) => new URL(u).origin !== w.origin)).toEqual([]);
-    expect(w.errors).toEqual([]);
-    await w.page.close();
-  }
+  const openPage = (url: string): Promise<Watched> => openBrowserPage(browser.context(), url);
 
   const inst = (id: string) => `#instances tr[data-instance="${id}"]`;
 

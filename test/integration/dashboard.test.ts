@@ -3,44 +3,16 @@
  * against a real `lb4 start` child. Every page records its requests, page errors and console
  * errors; each test ends by asserting that no request left the admin origin and nothing failed.
  */
-import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import os from "node:os";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { BrowserContext, Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { CHROMIUM, TOKEN_KEY, chromiumOk, clean, openPage as openBrowserPage, useBrowser, type Watched } from "../helpers/browser.js";
 import { TOKEN, adminConfig, api, namedEcho, startLb4, useChildFixture, whoAnswers, writeConfig } from "../helpers/lb4-child.js";
 import { freePort, silentServer } from "../helpers/net.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const chromiumOk = existsSync(CHROMIUM) && spawnSync(CHROMIUM, ["--version"], { encoding: "utf8" }).status === 0;
-const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
-const TOKEN_KEY = "lb4.admin-token";
-
-interface Watched {
-  page: Page;
-  origin: string;
-  requests: string[];
-  errors: string[];
-}
-
 describe.skipIf(!chromiumOk)(`dashboard in chromium${chromiumOk ? "" : ` (SKIPPED: ${CHROMIUM} not found; apt-get install chromium)`}`, () => {
   const fx = useChildFixture();
-  let ctx: BrowserContext;
-  let profile: string;
-
-  beforeAll(async () => {
-    const { chromium } = await import("playwright-core");
-    profile = await mkdtemp(path.join(os.tmpdir(), "lb4-chromium-"));
-    ctx = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1400, height: 1000 } });
-    ctx.setDefaultTimeout(5000); // every wait in a step is bounded well inside the test's time
-  });
-
-  afterAll(async () => {
-    await ctx?.close();
-    if (profile) await rm(profile, { recursive: true, force: true });
-  });
+  const browser = useBrowser();
 
   /**
    * lb4 with a TCP pool of three checked members (TCP monitor, delay 1), a UDP pool without a
@@ -86,26 +58,7 @@ describe.skipIf(!chromiumOk)(`dashboard in chromium${chromiumOk ? "" : ` (SKIPPE
     return { lb, backends, tcpPort };
   }
 
-  async function openPage(url: string, opts: { token?: boolean } = {}): Promise<Watched> {
-    const page = await ctx.newPage();
-    const w: Watched = { page, origin: new URL(url).origin, requests: [], errors: [] };
-    page.on("request", (r) => w.requests.push(r.url()));
-    page.on("pageerror", (e) => w.errors.push(`pageerror: ${e.message}`));
-    page.on("console", (m) => {
-      if (m.type() === "error") w.errors.push(`console: ${m.text()}`);
-    });
-    if (opts.token !== false) await page.addInitScript(([k, t]) => sessionStorage.setItem(k!, t!), [TOKEN_KEY, TOKEN]);
-    await page.goto(`${url}/`);
-    return w;
-  }
-
-  /** Every request went to the admin origin; no page error, no console error (but those `allowed`). */
-  async function clean(w: Watched, allowed: RegExp[] = []): Promise<void> {
-    expect(w.requests.length).toBeGreaterThan(3);
-    expect(w.requests.filter((u) => new URL(u).origin !== w.origin)).toEqual([]);
-    expect(w.errors.filter((e) => !allowed.some((re) => re.test(e)))).toEqual([]);
-    await w.page.close();
-  }
+  const openPage = (url: string, opts: { token?: boolean } = {}): Promise<Watched> => openBrowserPage(browser.context(), url, opts);
 
   const row = (id: string) => `tr[data-member="${id}"]`;
 
