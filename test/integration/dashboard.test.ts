@@ -66,8 +66,8 @@ describe.skipIf(!chromiumOk)(`dashboard in chromium${chromiumOk ? "" : ` (SKIPPE
     const { lb, tcpPort } = await startScenario();
     const w = await openPage(lb.url);
     const { page } = w;
-    await page.waitForSelector(`${row("pool-web/m-3")}[data-status="ONLINE"]`, { timeout: 10_000 });
-    await page.waitForSelector(`${row("pool-web/m-1")}[data-status="ONLINE"]`, { timeout: 10_000 });
+    // Each member's first check runs at its own moment within the delay: wait for all three.
+    for (const m of ["m-1", "m-2", "m-3"]) await page.waitForSelector(`${row(`pool-web/${m}`)}[data-status="ONLINE"]`, { timeout: 10_000 });
     await expect.poll(() => page.locator("section.lb").getAttribute("data-lb")).toBe("lb-web");
     const lbHead = await page.locator('section[data-lb="lb-web"] > h2').innerText();
     expect(lbHead).toContain("lb-web");
