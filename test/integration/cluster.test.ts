@@ -608,3 +608,26 @@ async function etcdTxnCount(endpoint: string): Promise<number | undefined> {
     return undefined;
   }
 }
+
+describe.skipIf(etcdSkip !== undefined)(title("three first instances with different files on an empty prefix"), () => {
+  const t = new Trio("/lb4/race/", 1);
+  const files = {
+    a: [lb("lb-race-a", [pool("pool-race-a")])],
+    b: [lb("lb-race-b", [pool("pool-race-b")])],
+    c: [lb("lb-race-c", [pool("pool-race-c")])],
+  };
+  beforeAll(() => t.setup(files), 30_000);
+  afterAll(() => t.teardown());
+
+  it("started at once, one file seeds the store whole (never a merge of several), and every instance serves that one", async () => {
+    await Promise.all(t.insts.map((i) => t.start(i)));
+    const ids = (await t.store.range(`${t.prefix}lb/`)).kvs.map((kv) => kv.key.slice(`${t.prefix}lb/`.length)).sort();
+    expect(ids).toHaveLength(1);
+    const winner = ids[0]!;
+    expect(["lb-race-a", "lb-race-b", "lb-race-c"]).toContain(winner);
+    const pool = `pool-race-${winner.slice(-1)}`;
+    for (const i of t.insts) await waitFor(async () => (await api(i.url, "GET", `/v3/elb/pools/${pool}`)).status === 200, 5000, `${i.name} to serve ${pool}`);
+    for (const i of t.insts) for (const other of ["a", "b", "c"].filter((x) => `lb-race-${x}` !== winner)) expect((await api(i.url, "GET", `/v3/elb/pools/pool-race-${other}`)).status, i.name).toBe(404);
+    console.log(`[cluster] three first instances at once: ${winner} seeded the store`);
+  });
+});
