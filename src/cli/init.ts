@@ -23,6 +23,10 @@ admin:
 # restarts. A relative path is relative to this file's folder.
 state_dir: ./lb4-state
 
+# Processes serving TCP: auto = one worker per core (the primary keeps the admin API, health
+# checks and UDP); 1 = everything in one process. lb4 start --workers N overrides it.
+workers: auto
+
 # fatal | error | warn | info | debug | trace | silent. At info: one access-log line per connection.
 log: { level: info }
 
