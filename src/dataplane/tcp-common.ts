@@ -92,6 +92,47 @@ export function claimAnswered(s: StartingConn, memberId: string | undefined): vo
   s.connect();
 }
 
+/**
+ * What a TCP session holds on either data plane besides its sockets: the client, the tries
+ * and members, the instance-wide claims, the deadlines, and how it ended. Each plane's
+ * session adds its own sockets or handles, and how it connects and closes.
+ */
+export abstract class SessionBase {
+  readonly ip: string;
+  readonly port: number;
+  member: MemberRuntime | undefined = undefined;
+  tries = 0;
+  /** Members that failed for this connection; allocated on the first failure only. */
+  avoid: MemberRuntime[] | undefined = undefined;
+  sticky: MemberRuntime | undefined = undefined;
+  claim = CLAIM_NONE;
+  readonly startedAt: number;
+  /** Connect deadline while connecting; Infinity once connected. */
+  connectDeadline = Infinity;
+  idleSince: number;
+  lastBytes = 0;
+  reason: EndReason = "closed";
+  error: Error | undefined = undefined;
+
+  constructor(ip: string, port: number, now: number) {
+    this.ip = ip;
+    this.port = port;
+    this.startedAt = now;
+    this.idleSince = now;
+  }
+
+  /** fail() ran or the session finished. */
+  abstract readonly done: boolean;
+
+  slotted(ok: boolean): void {
+    slotAnswered(this as unknown as StartingConn, ok);
+  }
+
+  claimed(memberId: string | undefined): void {
+    claimAnswered(this as unknown as StartingConn, memberId);
+  }
+}
+
 /** A connection ended (served or refused): its slot of the instance's limit goes back, its persistence entry idles. */
 export function endShared(s: TryingConn & { claim: number }): void {
   const shared = s.listener.deps.shared;

@@ -17,7 +17,6 @@
 import net from "node:net";
 import type { AccessList } from "../acl/ipgroup.js";
 import type { ListenerConfig } from "../config/schema.js";
-import type { MemberRuntime } from "../model/member.js";
 import type { PoolRuntime } from "../model/pool.js";
 import { normaliseIp } from "../ip.js";
 import {
@@ -36,7 +35,7 @@ import { admit, limitOf } from "./admission.js";
 import type { EndReason } from "./stats.js";
 import type { TcpConn } from "./tcp-conn.js";
 import type { TcpListenerDeps } from "./tcp.js";
-import { begin, claimAnswered, endFailedTry, endShared, slotAnswered, logConnection, startTry, sweepConnection, TcpListenerBase } from "./tcp-common.js";
+import { begin, endFailedTry, endShared, logConnection, SessionBase, startTry, sweepConnection, TcpListenerBase } from "./tcp-common.js";
 
 const FDS_PER_CONNECTION = 2;
 /** Bytes of one read buffer (one per connected handle). */
@@ -224,35 +223,19 @@ function onConnection(this: object, err: number, handle: TcpHandle | undefined):
 /** Filled by getpeername/getsockname; read at once. */
 const addrOut: SockAddr = { address: "", family: "", port: 0 };
 
-export class HandleSession implements TcpConn {
+export class HandleSession extends SessionBase implements TcpConn {
   prev: HandleSession | undefined = undefined;
   next: HandleSession | undefined = undefined;
   readonly client: Tagged;
-  readonly ip: string;
-  readonly port: number;
   readonly listener: HandleTcpListener;
   upstream: Tagged | undefined = undefined;
-  member: MemberRuntime | undefined = undefined;
-  tries = 0;
-  avoid: MemberRuntime[] | undefined = undefined;
-  sticky: MemberRuntime | undefined = undefined;
-  claim = 0;
-  readonly startedAt: number;
-  connectDeadline = Infinity;
-  idleSince: number;
-  lastBytes = 0;
   private isConnected = false;
   private ended = false;
-  reason: EndReason = "closed";
-  error: Error | undefined = undefined;
   private local: SockAddr | undefined = undefined;
 
   constructor(listener: HandleTcpListener, client: TcpHandle, ip: string, port: number, now: number) {
+    super(ip, port, now);
     this.listener = listener;
-    this.ip = ip;
-    this.port = port;
-    this.startedAt = now;
-    this.idleSince = now;
     this.client = tag(client, this, true);
   }
 
@@ -278,14 +261,6 @@ export class HandleSession implements TcpConn {
 
   get done(): boolean {
     return this.ended;
-  }
-
-  slotted(ok: boolean): void {
-    slotAnswered(this, ok);
-  }
-
-  claimed(memberId: string | undefined): void {
-    claimAnswered(this, memberId);
   }
 
   /** Pick a member (avoiding failed ones) and connect; refuse the client when none is left. */

@@ -22,7 +22,7 @@ import type { AccessLog } from "./access-log.js";
 import { admit, limitOf } from "./admission.js";
 import type { FdBudget } from "./fd-budget.js";
 import { peerAddress } from "../platform/node-internals.js";
-import { begin, claimAnswered, endFailedTry, endShared, slotAnswered, logConnection, startTry, sweepConnection, TcpListenerBase } from "./tcp-common.js";
+import { begin, endFailedTry, endShared, logConnection, SessionBase, startTry, sweepConnection, TcpListenerBase } from "./tcp-common.js";
 import type { SharedAdmission } from "./shared-admission.js";
 
 export { MAX_CONNECT_TRIES } from "./tcp-common.js";
@@ -94,43 +94,24 @@ function onEnd(this: Tagged): void {
   else peer.end();
 }
 
-export class TcpSession implements TcpConn {
+export class TcpSession extends SessionBase implements TcpConn {
   /** Links in the listener's session list. */
   prev: TcpSession | undefined = undefined;
   next: TcpSession | undefined = undefined;
   readonly client: Tagged;
-  /** The client's address and port; the session itself is the ClientInfo passed to pick(). */
-  readonly ip: string;
-  readonly port: number;
   readonly listener: TcpListener;
   upstream: Tagged | undefined;
-  member: MemberRuntime | undefined;
-  tries = 0;
-  /** Members that failed for this connection; allocated on the first failure only. */
-  avoid: MemberRuntime[] | undefined;
-  sticky: MemberRuntime | undefined = undefined;
-  claim = 0;
-  readonly startedAt: number;
-  /** Connect deadline while connecting; Infinity once connected. */
-  connectDeadline = Infinity;
-  idleSince: number;
-  lastBytes = 0;
   private isConnected = false;
   private clientClosed = false;
   private upstreamClosed = true;
   private ended = false;
   /** fail() ran: both sides are being closed, no more connect tries. */
   private failing = false;
-  reason: EndReason = "closed";
-  error: Error | undefined;
 
   constructor(listener: TcpListener, client: net.Socket, ip: string, port: number, now: number) {
+    super(ip, port, now);
     this.listener = listener;
     this.client = client as Tagged;
-    this.ip = ip;
-    this.port = port;
-    this.startedAt = now;
-    this.idleSince = now;
     // Both tags at once, so the socket reaches its final shape here (see peerAddress).
     this.client[kSession] = this;
     this.client[kPeer] = undefined;
@@ -212,14 +193,6 @@ export class TcpSession implements TcpConn {
 
   get done(): boolean {
     return this.failing || this.ended;
-  }
-
-  slotted(ok: boolean): void {
-    slotAnswered(this, ok);
-  }
-
-  claimed(memberId: string | undefined): void {
-    claimAnswered(this, memberId);
   }
 
   upstreamError(err: Error): void {
