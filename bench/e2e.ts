@@ -555,7 +555,7 @@ async function main(): Promise<void> {
       "lb4-w2-limit": "as lb4-w2 with connection_limit 1000000 (never reached): every connection claims and releases a slot at the primary",
       nginx: "stream, worker_processes 1, no access log",
       naive: "bench/e2e/naive-proxy.mjs: net.createServer + two pipes (UDP: one socket per flow)",
-      raw: "LB4_BENCH_RAW: a bare proxy on libuv stream handles, run with UBUF=1 FASTCLOSE=1 (no lb4 features)",
+      raw: "TCP: LB4_BENCH_RAW, a bare proxy on libuv stream handles, run with UBUF=1 FASTCLOSE=1; UDP: bench/e2e/udp-handles-proxy.mjs, a bare proxy on udp_wrap handles (no lb4 features)",
     },
     results,
   };

@@ -75,7 +75,7 @@ export function available(name: TargetName, proto: Proto): Availability {
     case "naive":
       return { ok: true };
     case "raw":
-      if (proto === "udp") return { ok: false, reason: "TCP only" };
+      if (proto === "udp") return { ok: true }; // bench/e2e/udp-handles-proxy.mjs
       return process.env.LB4_BENCH_RAW ? { ok: true } : { ok: false, reason: "set LB4_BENCH_RAW to the script" };
     case "haproxy":
     case "haproxy-t2":
@@ -269,7 +269,8 @@ export async function startTarget(name: TargetName, ctx: StartCtx): Promise<Runn
     });
     await withLogTail(waitListening(ctx.proto, port, 10_000, child, "naive proxy"), path.join(dir, "naive.log"));
   } else if (name === "raw") {
-    child = spawnTracked(process.execPath, [process.env.LB4_BENCH_RAW!, String(port), String(ctx.upstreamPort)], {
+    const script = ctx.proto === "udp" ? path.join(ROOT, "bench/e2e/udp-handles-proxy.mjs") : process.env.LB4_BENCH_RAW!;
+    child = spawnTracked(process.execPath, [script, String(port), String(ctx.upstreamPort)], {
       cpu: ctx.cpu,
       env: { ...process.env, UBUF: "1", FASTCLOSE: "1" },
       stdout: path.join(dir, "raw.log"),
