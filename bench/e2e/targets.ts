@@ -15,7 +15,8 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "
 /**
  * lb4 runs its default TCP data plane (handles where the probe passes); lb4-net forces
  * LB4_DATAPLANE=net. raw: a bare proxy script on the same handles without lb4's features
- * (`node SCRIPT LISTEN_PORT UPSTREAM_PORT`, from LB4_BENCH_RAW), TCP only, for what lb4 adds.
+ * (`node SCRIPT LISTEN_PORT UPSTREAM_PORT`, from LB4_BENCH_RAW) for what lb4 adds; for UDP,
+ * bench/e2e/udp-handles-proxy.mjs, the same on udp_wrap handles instead of dgram.
  * lb4 and lb4-net run one process (--workers 1); lb4-w2 runs a primary and 2 workers
  * (--workers 2) and haproxy-t2 runs nbthread 2, both unpinned, next to each other;
  * lb4-w1u (--workers 1, unpinned) tells what placement alone changes; lb4-w2-limit is lb4-w2
