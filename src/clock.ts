@@ -10,8 +10,9 @@ export interface Clock {
  * Monotonic, on a time base every process on the host shares (its origin is the process's
  * start in epoch ms): a slow-start start time from the control plane means the same in a worker.
  */
+const origin = performance.timeOrigin; // constant; its getter validates on every read
 export const systemClock: Clock = {
-  now: () => performance.timeOrigin + performance.now(),
+  now: () => origin + performance.now(),
 };
 
 /** One-shot timers. Real ones are unref'd: a timer alone never keeps lb4 alive. */

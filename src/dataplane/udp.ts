@@ -216,7 +216,7 @@ export class UdpListener implements Listener {
     f.queue = [msg];
 
     const addr = member.config.address;
-    const sock = dgram.createSocket({ type: addr.includes(":") ? "udp6" : "udp4", lookup: literalLookup }) as Tagged;
+    const sock = dgram.createSocket({ type: member.v6 ? "udp6" : "udp4", lookup: literalLookup }) as Tagged;
     f.sock = sock;
     sock[kFlow] = f;
     sock.on("message", onUpstreamMessage);

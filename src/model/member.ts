@@ -17,6 +17,8 @@ export class MemberRuntime implements Schedulable {
   readonly key: string;
   /** The member's part of an access-log line, built once (address, port and id never change). */
   readonly logField: string;
+  /** The address is IPv6 (it never changes: it is part of the key). */
+  readonly v6: boolean;
   config: MemberConfig;
   /** Connections/flows open now (read live by LEAST_CONNECTIONS). */
   active = 0;
@@ -38,6 +40,7 @@ export class MemberRuntime implements Schedulable {
   constructor(config: MemberConfig, monitored: boolean) {
     this.config = config;
     this.key = memberKey(config.address, config.protocol_port);
+    this.v6 = config.address.includes(":");
     this.logField = `"member":${JSON.stringify(this.key)},"member_id":${JSON.stringify(config.id)}`;
     this.status = monitored ? "OFFLINE" : "NO_MONITOR";
   }
