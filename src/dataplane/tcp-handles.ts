@@ -281,8 +281,20 @@ export class HandleSession extends SessionBase implements TcpConn {
       const req = bindings().newConnectReq();
       req.oncomplete = afterConnect;
       err = v6 ? up.connect6(req, addr, port) : up.connect(req, addr, port);
+      if (err !== 0) {
+        this.retry(errnoError(err, "connect"));
+        return;
+      }
+      // Reading is started now, with the connect pending: libuv registers the socket for
+      // both at once and keeps it registered once connected (started after the connect,
+      // the registration is made again). No read is delivered before afterConnect.
+      up.ubuf = takeBuffer();
+      up.useUserBuffer(up.ubuf);
+      err = up.readStart();
+      if (err !== 0) this.retry(errnoError(err, "read"));
+      return;
     }
-    if (err !== 0) this.retry(errnoError(err, local ? "bind" : "connect"));
+    this.retry(errnoError(err, local ? "bind" : "connect"));
   }
 
   connected(): void {
@@ -309,15 +321,8 @@ export class HandleSession extends SessionBase implements TcpConn {
     up.peer = c;
     c.ubuf = takeBuffer();
     c.useUserBuffer(c.ubuf);
-    up.ubuf = takeBuffer();
-    up.useUserBuffer(up.ubuf);
-    let e = c.readStart();
-    if (e !== 0) {
-      this.ioFailed(c, e, "read");
-      return;
-    }
-    e = up.readStart();
-    if (e !== 0) this.ioFailed(up, e, "read");
+    const e = c.readStart();
+    if (e !== 0) this.ioFailed(c, e, "read");
   }
 
   /** The member refused or timed out before connecting: try another one (SPEC §3). */

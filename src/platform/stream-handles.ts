@@ -151,9 +151,9 @@ export function errnoError(errno: number, syscall: string): NodeJS.ErrnoExceptio
 
 /**
  * The self-test: a loopback round trip through exactly the calls the data plane makes —
- * net.Server listen with its onconnection taken over, connect, header-style write, a read
- * into a user buffer with a buffer swap, shutdown, EOF, close. Resolves to undefined when
- * every step behaved, else to what did not.
+ * net.Server listen with its onconnection taken over, connect with reading started while
+ * it is pending, header-style write, a read into a user buffer with a buffer swap,
+ * shutdown, EOF, close. Resolves to undefined when every step behaved, else to what did not.
  */
 export function probe(timeoutMs = 2000): Promise<string | undefined> {
   const hb = streamHandles();
@@ -211,8 +211,14 @@ export function probe(timeoutMs = 2000): Promise<string | undefined> {
       const port = (server.address() as net.AddressInfo).port;
       const c = hb.newSocket();
       opened.push(c);
+      let connected = false;
+      c.onread = () => {
+        if (!connected) done("a read was delivered before the connect completed");
+        return undefined;
+      };
       const req = hb.newConnectReq();
       req.oncomplete = (status, handle) => {
+        connected = true;
         if (status !== 0 || handle !== c) return done(`connect completed with ${status}`);
         const w = hb.newWriteReq();
         w.oncomplete = () => {};
@@ -227,7 +233,10 @@ export function probe(timeoutMs = 2000): Promise<string | undefined> {
         if (c.shutdown(s) !== 0) done("shutdown failed");
       };
       const e = c.connect(req, "127.0.0.1", port);
-      if (e !== 0) done(`connect returned ${e}`);
+      if (e !== 0) return done(`connect returned ${e}`);
+      // The data plane starts reading while the connect is pending.
+      c.useUserBuffer(Buffer.alloc(64));
+      if (c.readStart() !== 0) done("readStart while connecting failed");
     });
   });
 }
