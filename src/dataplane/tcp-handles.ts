@@ -8,8 +8,9 @@
  * its early bytes wait in the kernel. Each read is written straight to the other handle; a
  * write libuv had to queue owns the buffer it points into until it completes, and the
  * reader switches to another pooled buffer meanwhile. A side stops reading while the
- * other's write queue is above HIGH_WATER and starts again when it drains, so lb4 holds at
- * most about HIGH_WATER plus one buffer per direction. EOF on one side shuts the other's
+ * other's write queue is above HIGH_WATER, or while MAX_PINNED of its buffers are held by
+ * queued writes, and starts again when that drains, so lb4 holds at most about HIGH_WATER
+ * plus one buffer per direction. EOF on one side shuts the other's
  * write side down after what is queued (half-close); when both sides reached EOF with
  * nothing queued, both are closed at once (close() sends the FIN, one shutdown() fewer).
  * Timers: none per connection; sweep() on the engine tick, as in tcp.ts.
@@ -41,6 +42,12 @@ const FDS_PER_CONNECTION = 2;
 export const READ_BUFFER_BYTES = 64 * 1024;
 /** A source stops reading while its destination has more than this queued in libuv. */
 export const HIGH_WATER = 64 * 1024;
+/**
+ * A source also stops reading while this many of its read buffers are held by queued writes:
+ * a queued write keeps its whole buffer however few bytes it holds, so small reads alone
+ * would pin a buffer each long before HIGH_WATER bytes are queued.
+ */
+export const MAX_PINNED = 2;
 /** Spare read buffers kept for reuse; beyond this they go to the GC. */
 const POOL_MAX = 256;
 
@@ -49,12 +56,15 @@ const EOF = 1; // read side reached EOF
 const SHUT = 2; // write side shut down (FIN sent after what was queued)
 const CLOSED = 4;
 const PAUSED = 8; // reading stopped for back-pressure
+const STARTED = 16; // member side: reading was started while the connect was pending
 
 /** A handle with the fields the data plane tags it with. */
 interface Tagged extends TcpHandle {
   sess: HandleSession | undefined;
   peer: Tagged | undefined;
   ubuf: Buffer | undefined;
+  /** Read buffers of this handle held by queued writes to the peer. */
+  pinned: number;
   st: number;
   /** Bytes read from this handle. */
   nread: number;
@@ -112,6 +122,7 @@ function tag(h: TcpHandle, sess: HandleSession, isClient: boolean): Tagged {
   t.sess = sess;
   t.peer = undefined;
   t.ubuf = undefined;
+  t.pinned = 0;
   t.st = 0;
   t.nread = 0;
   t.isClient = isClient;
@@ -156,9 +167,10 @@ function onRead(this: Tagged, ab: ArrayBuffer | undefined): Buffer | undefined {
       let next: Buffer | undefined;
       if (ubuf !== undefined) {
         req.ubuf = ubuf;
+        src.pinned++;
         next = src.ubuf = takeBuffer();
       }
-      if (dst.writeQueueSize > HIGH_WATER) {
+      if (dst.writeQueueSize > HIGH_WATER || src.pinned >= MAX_PINNED) {
         src.st |= PAUSED;
         src.readStop();
       }
@@ -178,14 +190,17 @@ function afterWrite(this: WReq, status: number, dst: TcpHandle): void {
   this.src = undefined;
   this.buf = undefined;
   this.ubuf = undefined;
-  if (ub !== undefined) giveBuffer(ub);
+  if (ub !== undefined) {
+    giveBuffer(ub);
+    src!.pinned--;
+  }
   const d = dst as Tagged;
   if (d.st & CLOSED) return; // cancelled by close
   if (status < 0) {
     d.sess?.ioFailed(d, status, "write");
     return;
   }
-  if (src !== undefined && (src.st & (PAUSED | CLOSED)) === PAUSED && d.writeQueueSize <= HIGH_WATER) {
+  if (src !== undefined && (src.st & (PAUSED | CLOSED)) === PAUSED && d.writeQueueSize <= HIGH_WATER && src.pinned < MAX_PINNED) {
     src.st &= ~PAUSED;
     const e = src.readStart();
     if (e !== 0) src.sess?.ioFailed(src, e, "read");
@@ -220,6 +235,13 @@ function onConnection(this: object, err: number, handle: TcpHandle | undefined):
   else l.accept(handle);
 }
 
+/** What the direction src → dst holds (HandleSession.heldBytes). */
+function held(src: Tagged | undefined, dst: Tagged): number {
+  const queued = dst.st & CLOSED ? 0 : dst.writeQueueSize;
+  const pinned = src ? src.pinned * READ_BUFFER_BYTES : 0;
+  return queued > pinned ? queued : pinned;
+}
+
 /** Filled by getpeername/getsockname; read at once. */
 const addrOut: SockAddr = { address: "", family: "", port: 0 };
 
@@ -252,11 +274,14 @@ export class HandleSession extends SessionBase implements TcpConn {
     return this.sockname()?.port;
   }
 
-  /** Bytes lb4 holds for this connection in user space: what libuv has queued to write. */
+  /**
+   * Bytes lb4 holds for this connection in user space, per direction: what libuv has queued
+   * to write, or the read buffers those writes hold when that is more.
+   */
   heldBytes(): number {
     const c = this.client;
     const up = this.upstream;
-    return (c.st & CLOSED ? 0 : c.writeQueueSize) + (up && !(up.st & CLOSED) ? up.writeQueueSize : 0);
+    return held(up, c) + (up ? held(c, up) : 0);
   }
 
   get done(): boolean {
@@ -287,11 +312,10 @@ export class HandleSession extends SessionBase implements TcpConn {
       }
       // Reading is started now, with the connect pending: libuv registers the socket for
       // both at once and keeps it registered once connected (started after the connect,
-      // the registration is made again). No read is delivered before afterConnect.
-      up.ubuf = takeBuffer();
-      up.useUserBuffer(up.ubuf);
-      err = up.readStart();
-      if (err !== 0) this.retry(errnoError(err, "read"));
+      // the registration is made again). No read is delivered before afterConnect, and the
+      // read buffer is given then. Where this fails (a bind error libuv reports with the
+      // connect), the connect's own error follows and connected() starts reading.
+      if (up.readStart() === 0) up.st |= STARTED;
       return;
     }
     this.retry(errnoError(err, local ? "bind" : "connect"));
@@ -319,6 +343,15 @@ export class HandleSession extends SessionBase implements TcpConn {
     }
     c.peer = up;
     up.peer = c;
+    up.ubuf = takeBuffer();
+    up.useUserBuffer(up.ubuf);
+    if (!(up.st & STARTED)) {
+      const e = up.readStart();
+      if (e !== 0) {
+        this.ioFailed(up, e, "read");
+        return;
+      }
+    }
     c.ubuf = takeBuffer();
     c.useUserBuffer(c.ubuf);
     const e = c.readStart();

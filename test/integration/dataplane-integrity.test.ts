@@ -223,6 +223,46 @@ describe.each(DATAPLANES)("data integrity and clean-up (%s data plane)", (datapl
     }
   }, 30_000);
 
+  it("a member that sends small pieces to a client that stops reading: lb4 holds a few read buffers, not one per piece", async () => {
+    let written = 0;
+    let stalled!: () => void;
+    const stall = new Promise<void>((r) => (stalled = r));
+    const piece = Buffer.alloc(100, 7);
+    const member = await fx.track(
+      customServer((s) => {
+        s.setNoDelay(true);
+        // One write per turn, so each piece reaches lb4 apart; stop once no 'drain' comes for 500 ms.
+        const next = (): void => {
+          if (s.destroyed || written >= 64 << 20) return stalled();
+          written += piece.length;
+          if (s.write(piece)) {
+            setImmediate(next);
+            return;
+          }
+          const t = setTimeout(stalled, 500);
+          s.once("drain", () => (clearTimeout(t), next()));
+        };
+        next();
+      }),
+    );
+    const { h, port } = await lb(member.port);
+    const buffersBefore = process.memoryUsage().arrayBuffers;
+    const c = net.connect({ port, host: "127.0.0.1" });
+    try {
+      c.pause();
+      await stall;
+      expect(written).toBeLessThan(64 << 20);
+      const [session] = [...(h.engine.listener("ls-1") as TcpListener | HandleTcpListener).sessions];
+      const bound = dataplane === "handles" ? HIGH_WATER + READ_BUFFER_BYTES : 2 * (16 * 1024 + 64 * 1024);
+      expect(session!.heldBytes()).toBeLessThanOrEqual(bound);
+      // A queued write keeps its whole read buffer: one per piece would be hundreds of them.
+      expect(process.memoryUsage().arrayBuffers - buffersBefore).toBeLessThan(8 * 1024 * 1024);
+    } finally {
+      c.destroy();
+      for (const s of member.sockets) s.destroy();
+    }
+  }, 30_000);
+
   it("a client's RST in mid-stream closes the member side and is logged client_error ECONNRESET", async () => {
     const { logger, conns } = capture();
     let got = 0;
