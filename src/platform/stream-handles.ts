@@ -152,8 +152,9 @@ export function errnoError(errno: number, syscall: string): NodeJS.ErrnoExceptio
 /**
  * The self-test: a loopback round trip through exactly the calls the data plane makes —
  * net.Server listen with its onconnection taken over, connect with reading started while
- * it is pending, header-style write, a read into a user buffer with a buffer swap,
- * shutdown, EOF, close. Resolves to undefined when every step behaved, else to what did not.
+ * it is pending and the read buffer given once connected (the accepted side speaks first),
+ * header-style write, a read into a user buffer with a buffer swap, shutdown, EOF, close.
+ * Resolves to undefined when every step behaved, else to what did not.
  */
 export function probe(timeoutMs = 2000): Promise<string | undefined> {
   const hb = streamHandles();
@@ -173,6 +174,12 @@ export function probe(timeoutMs = 2000): Promise<string | undefined> {
     const timer = setTimeout(() => done(`no round trip within ${timeoutMs} ms`), timeoutMs);
     timer.unref();
     const message = Buffer.from("lb4 data-plane probe");
+    const greeting = Buffer.from("lb4 probe greeting");
+    // Both directions must arrive: the message (then EOF) at the accepted side, the greeting at the connecting side.
+    let pending = 2;
+    const arrived = () => {
+      if (--pending === 0) done(undefined);
+    };
     server.on("error", (err) => done(`probe listener: ${err.message}`));
     server.listen(0, "127.0.0.1", () => {
       const owner = {};
@@ -198,12 +205,17 @@ export function probe(timeoutMs = 2000): Promise<string | undefined> {
             }
             if (n === UV_EOF) {
               const text = Buffer.concat(got);
-              done(text.equals(message) ? undefined : `read ${JSON.stringify(text.toString())}, expected ${JSON.stringify(message.toString())}`);
+              if (text.equals(message)) arrived();
+              else done(`read ${JSON.stringify(text.toString())}, expected ${JSON.stringify(message.toString())}`);
             } else if (n < 0) done(`read failed (${n})`);
             return undefined;
           };
           accepted.useUserBuffer(first);
-          if (accepted.readStart() !== 0) done("readStart failed");
+          if (accepted.readStart() !== 0) return done("readStart failed");
+          // The accepted side speaks first, as some members do.
+          const w = hb.newWriteReq();
+          w.oncomplete = () => {};
+          if (accepted.writeBuffer(w, greeting) !== 0) done("writeBuffer of the greeting failed");
         },
         owner,
       );
@@ -211,15 +223,33 @@ export function probe(timeoutMs = 2000): Promise<string | undefined> {
       const port = (server.address() as net.AddressInfo).port;
       const c = hb.newSocket();
       opened.push(c);
+      // The data plane starts reading while the connect is pending and gives the read buffer
+      // once connected: the greeting must land in that buffer, after the connect completed.
       let connected = false;
-      c.onread = () => {
+      const readBuffer = Buffer.alloc(64);
+      const greeted: Buffer[] = [];
+      c.onread = (ab) => {
+        const n = hb.state[hb.kReadBytesOrError]!;
         if (!connected) done("a read was delivered before the connect completed");
+        else if (n > 0) {
+          if (ab !== undefined) {
+            done("a read did not land in the buffer given by useUserBuffer");
+            return undefined;
+          }
+          greeted.push(Buffer.from(readBuffer.subarray(0, n)));
+          const text = Buffer.concat(greeted);
+          if (text.length >= greeting.length) {
+            if (text.equals(greeting)) arrived();
+            else done(`read ${JSON.stringify(text.toString())} on the connecting side, expected ${JSON.stringify(greeting.toString())}`);
+          }
+        } else if (n < 0 && n !== UV_EOF) done(`read on the connecting side failed (${n})`);
         return undefined;
       };
       const req = hb.newConnectReq();
       req.oncomplete = (status, handle) => {
         connected = true;
         if (status !== 0 || handle !== c) return done(`connect completed with ${status}`);
+        c.useUserBuffer(readBuffer);
         const w = hb.newWriteReq();
         w.oncomplete = () => {};
         const e = c.writeBuffer(w, message);
@@ -234,8 +264,6 @@ export function probe(timeoutMs = 2000): Promise<string | undefined> {
       };
       const e = c.connect(req, "127.0.0.1", port);
       if (e !== 0) return done(`connect returned ${e}`);
-      // The data plane starts reading while the connect is pending.
-      c.useUserBuffer(Buffer.alloc(64));
       if (c.readStart() !== 0) done("readStart while connecting failed");
     });
   });
