@@ -105,6 +105,8 @@ export class DataPlane implements DataPlanePort {
   private readonly tuning: DataPlaneOptions["tuning"];
   readonly role: DataPlaneRole;
   private readonly shared: SharedAdmission | undefined;
+  /** Every running pool by id, rebuilt when a snapshot is applied. */
+  private readonly poolsById = new Map<string, PoolRuntime>();
   private ticker: unknown;
   private closed = false;
 
@@ -140,9 +142,10 @@ export class DataPlane implements DataPlanePort {
     for (const { lbId, pool } of p.pools.add) newPools.set(pool.settings.id, new PoolRuntime(lbId, { ...pool.settings, members: [] }, () => this.clock.now(), { persistence: this.role !== "worker" }));
 
     const bound: Array<{ lbId: string; listener: Listener }> = [];
+    // In a worker, TCP only: the primary serves UDP.
+    const binds = this.role === "worker" ? p.bind.filter((b) => b.listener.protocol !== "UDP") : p.bind;
     try {
-      for (const step of p.bind) {
-        if (this.role === "worker" && step.listener.protocol === "UDP") continue; // the primary serves UDP
+      for (const step of binds) {
         const pool = poolFor(step.lbId, step.listener.default_pool_id)!;
         const l = this.createListener(step.lbId, step.vip, step.listener, pool);
         await l.listen();
@@ -151,7 +154,7 @@ export class DataPlane implements DataPlanePort {
     } catch (err) {
       await Promise.all(bound.map((b) => b.listener.stopAccepting()));
       const e = err as NodeJS.ErrnoException;
-      const failed = p.bind.filter((b) => !(this.role === "worker" && b.listener.protocol === "UDP"))[bound.length]!;
+      const failed = binds[bound.length]!;
       throw new Lb4Error(
         "LB4.LISTEN_FAILED",
         `cannot listen on ${failed.listener.protocol} ${memberKey(failed.vip, failed.listener.protocol_port)} for listener "${failed.listener.id}" (${e.code ?? e.message}); ` +
@@ -202,6 +205,8 @@ export class DataPlane implements DataPlanePort {
     for (const step of [...p.update, ...p.bind]) this.configure(this.lbs.get(step.lbId)!, step.listener);
     // A pool replaced under a kept listener (a pool moved, or default_pool_id pointed elsewhere).
     for (const lb of this.lbs.values()) for (const l of lb.listeners.values()) l.pool = lb.pools.get(l.config.default_pool_id) ?? l.pool;
+    this.poolsById.clear();
+    for (const lb of this.lbs.values()) for (const [id, pool] of lb.pools) this.poolsById.set(id, pool);
     this.current = next;
     return p;
   }
@@ -261,7 +266,7 @@ export class DataPlane implements DataPlanePort {
       ...shared,
       accessLog: this.accessLog,
       tuning: this.tuning,
-      onSessionEnd: onTcpSessionEnd,
+      onSessionEnd: this.shared ? onSharedTcpSessionEnd : onTcpSessionEnd,
       ...(this.shared ? { shared: this.shared } : {}),
       ...(this.role === "worker" ? { exclusive: false } : {}),
       headerFor: tcpHeaderFor,
@@ -281,12 +286,9 @@ export class DataPlane implements DataPlanePort {
     if (l.stats.active > 0) this.retired.add(l);
   }
 
+  /** Pool ids are unique across load balancers (the config gate): one lookup, also per connection in the primary. */
   pool(poolId: string): PoolRuntime | undefined {
-    for (const lb of this.lbs.values()) {
-      const p = lb.pools.get(poolId);
-      if (p) return p;
-    }
-    return undefined;
+    return this.poolsById.get(poolId);
   }
 
   listener(listenerId: string): Listener | undefined {
@@ -366,8 +368,14 @@ function rampOf(ms: MemberSpec, had: Ramp | undefined): Ramp | undefined {
 }
 
 // Shared by every TCP listener (`sess.listener` finds the rest): no closures per listener.
+// The client's persistence entry idles from the end of its connection: in this process's
+// table, or in a worker, in the primary's.
 function onTcpSessionEnd(sess: TcpConn): void {
   if (sess.member) sess.listener.pool.touch(sess.ip, sess.member);
+}
+function onSharedTcpSessionEnd(sess: TcpConn): void {
+  const pool = sess.listener.pool;
+  if (sess.member && pool.config.session_persistence) sess.listener.deps.shared!.touch(pool.id, sess.ip, sess.member.id);
 }
 
 function tcpHeaderFor(sess: TcpConn, member: MemberRuntime): Buffer | undefined {

@@ -17,7 +17,7 @@ import type { TcpListenerDeps } from "./tcp.js";
 import { countHandover, pickMember, refuseLimit, type Admitting } from "./admission.js";
 import type { ClientInfo } from "../scheduling/types.js";
 import { isEligible } from "../scheduling/weights.js";
-import { CLAIM_ASKED, CLAIM_HELD, CLAIM_NONE, type ClaimingConn } from "./shared-admission.js";
+import { CLAIM_ASKED, CLAIM_HELD, CLAIM_NONE, type ClaimingConn, type SharedAdmission } from "./shared-admission.js";
 
 /** At most this many connect attempts per client: the first and 2 retries (SPEC §3). */
 export const MAX_CONNECT_TRIES = 3;
@@ -60,36 +60,9 @@ export function begin(s: StartingConn): void {
   afterSlot(s, shared);
 }
 
-function afterSlot(s: StartingConn, shared: NonNullable<TryingConn["listener"]["deps"]["shared"]>): void {
+function afterSlot(s: StartingConn, shared: SharedAdmission): void {
   if (s.listener.pool.config.session_persistence) shared.claim(s);
   else s.connect();
-}
-
-/** The answer to begin()'s slot request. */
-export function slotAnswered(s: StartingConn, ok: boolean): void {
-  const l = s.listener;
-  const shared = l.deps.shared!;
-  if (s.done) {
-    // Closed while waiting (shutdown): give back the slot it was just granted.
-    s.claim = CLAIM_NONE;
-    if (ok) shared.releaseSlot(l.config.id);
-    return;
-  }
-  if (!ok) {
-    s.claim = CLAIM_NONE;
-    refuseLimit(l, s.ip);
-    s.fail("closed", undefined, true);
-    return;
-  }
-  s.claim = CLAIM_HELD;
-  afterSlot(s, shared);
-}
-
-/** The persistence table's answer: try that member first. */
-export function claimAnswered(s: StartingConn, memberId: string | undefined): void {
-  if (s.done) return;
-  if (memberId !== undefined) s.sticky = s.listener.pool.members.get(memberId);
-  s.connect();
 }
 
 /**
@@ -97,7 +70,8 @@ export function claimAnswered(s: StartingConn, memberId: string | undefined): vo
  * and members, the instance-wide claims, the deadlines, and how it ended. Each plane's
  * session adds its own sockets or handles, and how it connects and closes.
  */
-export abstract class SessionBase {
+export abstract class SessionBase implements StartingConn {
+  abstract readonly listener: StartingConn["listener"];
   readonly ip: string;
   readonly port: number;
   member: MemberRuntime | undefined = undefined;
@@ -123,26 +97,42 @@ export abstract class SessionBase {
 
   /** fail() ran or the session finished. */
   abstract readonly done: boolean;
+  abstract connect(lastError?: Error): void;
+  abstract fail(reason: EndReason, err?: Error, refused?: boolean): void;
 
+  /** The answer to begin()'s slot request. */
   slotted(ok: boolean): void {
-    slotAnswered(this as unknown as StartingConn, ok);
+    const l = this.listener;
+    const shared = l.deps.shared!;
+    if (this.done) {
+      // Closed while waiting (shutdown): give back the slot it was just granted.
+      this.claim = CLAIM_NONE;
+      if (ok) shared.releaseSlot(l.config.id);
+      return;
+    }
+    if (!ok) {
+      this.claim = CLAIM_NONE;
+      refuseLimit(l, this.ip);
+      this.fail("closed", undefined, true);
+      return;
+    }
+    this.claim = CLAIM_HELD;
+    afterSlot(this, shared);
   }
 
+  /** The persistence table's answer: try that member first. */
   claimed(memberId: string | undefined): void {
-    claimAnswered(this as unknown as StartingConn, memberId);
+    if (this.done) return;
+    if (memberId !== undefined) this.sticky = this.listener.pool.members.get(memberId);
+    this.connect();
   }
 }
 
-/** A connection ended (served or refused): its slot of the instance's limit goes back, its persistence entry idles. */
+/** A connection ended (served or refused): its slot of the instance's limit goes back. */
 export function endShared(s: TryingConn & { claim: number }): void {
-  const shared = s.listener.deps.shared;
-  if (shared === undefined) return;
-  const l = s.listener;
-  if (s.claim === CLAIM_HELD) {
-    s.claim = CLAIM_NONE;
-    shared.releaseSlot(l.config.id);
-  }
-  if (s.member && l.pool.config.session_persistence) shared.touch(l.pool.id, s.ip, s.member.id);
+  if (s.claim !== CLAIM_HELD) return;
+  s.claim = CLAIM_NONE;
+  s.listener.deps.shared!.releaseSlot(s.listener.config.id);
 }
 
 /**
