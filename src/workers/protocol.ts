@@ -21,7 +21,6 @@ export const STAT_FIELDS = Object.keys(new ListenerStats()) as Array<keyof Liste
 
 /** A worker's counters: per listener (stats in STAT_FIELDS order, live bytes), per member (open, started). */
 export interface Report {
-  pid: number;
   active: number;
   listeners: Array<[id: string, stats: number[], bytesIn: number, bytesOut: number]>;
   members: Array<[poolId: string, memberId: string, active: number, total: number]>;

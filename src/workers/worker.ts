@@ -143,7 +143,6 @@ class PrimaryLink implements SharedAdmission {
 }
 
 function report(dp: DataPlane): Report {
-  const listeners: Report["listeners"] = [];
   const byId = new Map<string, Report["listeners"][number]>();
   for (const l of dp.allListeners()) {
     const t = l.traffic();
@@ -155,9 +154,7 @@ function report(dp: DataPlane): Report {
       row[2] += t.bytesIn;
       row[3] += t.bytesOut;
     } else {
-      const r: Report["listeners"][number] = [l.config.id, vals, t.bytesIn, t.bytesOut];
-      byId.set(l.config.id, r);
-      listeners.push(r);
+      byId.set(l.config.id, [l.config.id, vals, t.bytesIn, t.bytesOut]);
     }
   }
   const members: Report["members"] = [];
@@ -167,7 +164,7 @@ function report(dp: DataPlane): Report {
       for (const m of p.members.values()) members.push([p.id, m.id, m.active, m.total]);
     }
   }
-  return { pid: process.pid, active: dp.activeConnections, listeners, members };
+  return { active: dp.activeConnections, listeners: [...byId.values()], members };
 }
 
 /**
