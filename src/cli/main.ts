@@ -107,6 +107,7 @@ Examples:
           listen: config.admin.listen,
           token: config.admin.token,
           allowedHosts: config.admin.allowed_hosts,
+          advertise: config.cluster?.advertise,
           logger,
           reload: () => reload("admin API"),
           metrics: createMetrics(handle.engine).scrape,

@@ -13,14 +13,12 @@ import path from "node:path";
 import { readFile } from "node:fs/promises";
 import type { Logger } from "pino";
 import type { ClusterConfig, Config, LoadBalancerConfig, MemberConfig } from "../config/schema.js";
-import { ConflictError, Lb4Error, STORE_UNAVAILABLE, StoreError } from "../errors.js";
-import { writeAtomic, type RuntimeState } from "../state/store.js";
+import { ConflictError, NotFoundError, STORE_UNAVAILABLE, StoreError } from "../errors.js";
+import { CLUSTER_SNAPSHOT_FILE, writeAtomic, type RuntimeState } from "../state/store.js";
 import type { EtcdClient, KeyValue, TxnOp, WatchEvent, WatchHandle } from "../store/etcd.js";
 import type { MembershipSource } from "../control/membership.js";
 import { classify, crossVpcKey, lbKey, seededKey, viewLoadBalancers, type StoreView } from "./layout.js";
 
-/** The file under state_dir holding the last applied view. */
-export const CLUSTER_SNAPSHOT_FILE = "cluster.json";
 /** The snapshot is written at most this often. */
 const SNAPSHOT_SAVE_MS = 1000;
 
@@ -334,7 +332,7 @@ export class EtcdMembership implements MembershipSource {
     if (!view) throw new StoreError(STORE_UNAVAILABLE, "etcd has not answered since this instance started; retry once it is reachable");
     let entry: { id: string; config: LoadBalancerConfig; modRevision: number } | undefined;
     for (const [id, e] of this.applied) if (e.config.pools.some((p) => p.id === poolId)) entry = { id, ...e };
-    if (!entry) throw new Lb4Error("LB4.NOT_FOUND", `pool "${poolId}" is not in the store`);
+    if (!entry) throw new NotFoundError("pool", poolId);
     const next: LoadBalancerConfig = { ...entry.config, pools: entry.config.pools.map((p) => (p.id === poolId ? { ...p, members: [...after] } : p)) };
     const key = lbKey(this.opts.cluster, entry.id);
     const value = JSON.stringify(next);

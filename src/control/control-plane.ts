@@ -257,6 +257,7 @@ export class Engine {
     const plan = await this.commit(config, false);
     this.ranStore(cap);
     const changes = describeChanges(prev, config, plan);
+    this.reloads.ok++;
     this.events.push({ type: "reload", result: "ok" });
     this.logger.info({ ev: "store_applied", revision, changes }, `applied store revision ${revision}: ${summarizeChanges(changes)}`);
   }

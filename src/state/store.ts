@@ -15,6 +15,8 @@ import { Lb4Error } from "../errors.js";
 
 export const STATE_FILE = "state.json";
 export const HEALTH_FILE = "health.json";
+/** What a cluster instance last applied from etcd (cluster/etcd-membership.ts). */
+export const CLUSTER_SNAPSHOT_FILE = "cluster.json";
 
 /** Member changes of one pool, overlaid on the base config's members. */
 export interface PoolOverlay {
@@ -110,7 +112,7 @@ export class StateStore {
 
   /** Start-up housekeeping: temp files of crashed or failed writes. */
   removeStaleTemps(): Promise<number> {
-    return removeStaleTemps(this.dir, [STATE_FILE, HEALTH_FILE]);
+    return removeStaleTemps(this.dir, [STATE_FILE, HEALTH_FILE, CLUSTER_SNAPSHOT_FILE]);
   }
 
   async load(): Promise<RuntimeState> {

@@ -18,6 +18,7 @@ import { VERSION } from "../../src/version.js";
 import { etcdSkip, startEtcd, stopAllEtcd, type EtcdCluster } from "../helpers/etcd.js";
 import { TOKEN, adminConfig, api, killAll, removeDir, runCli, startLb4, tempDir, type Lb4Child } from "../helpers/lb4-child.js";
 import { freePort, waitFor } from "../helpers/net.js";
+import { send } from "../helpers/raw-http.js";
 
 const title = (t: string): string => (etcdSkip ? `${t} (SKIPPED: ${etcdSkip})` : t);
 const PREFIX = "/lb4/it/";
@@ -100,6 +101,9 @@ async function healthz(url: string): Promise<{ status: number; body: { store?: s
   return { status: r.status, body: r.body };
 }
 
+/** What each instance advertises: not its listen address (127.0.0.1), so the admin API answers to it only through cluster.advertise. */
+const advertiseOf = (i: Instance) => `127.0.1.${"abc".indexOf(i.name) + 1}:${i.port}`;
+
 /** One etcd, three instances a, b, c (not started) on `prefix`, each with its own port, state_dir and file. */
 class Trio {
   etcd!: EtcdCluster;
@@ -131,7 +135,7 @@ class Trio {
   }
 
   configFor(i: Instance, lbs: unknown[]): Record<string, unknown> {
-    return adminConfig(i.port, i.stateDir, lbs, { cluster: { etcd: this.etcd.endpoints, prefix: this.prefix, instance_id: i.id, advertise: `127.0.0.1:${i.port}` }, vpcs: VPCS });
+    return adminConfig(i.port, i.stateDir, lbs, { cluster: { etcd: this.etcd.endpoints, prefix: this.prefix, instance_id: i.id, advertise: advertiseOf(i) }, vpcs: VPCS });
   }
 
   running(): Instance[] {
@@ -405,7 +409,7 @@ describe.skipIf(etcdSkip !== undefined)(title("three lb4 instances on one etcd (
     expect(r.stdout).toMatch(/Cluster: store ok, revision \d+, 3 instance\(s\)/);
     for (const i of insts) expect(r.stdout).toContain(i.id);
     expect(r.stdout).toContain(`lb4-a (this one)`);
-    expect(r.stdout).toContain(`127.0.0.1:${insts[1]!.port}`);
+    expect(r.stdout).toContain(advertiseOf(insts[1]!));
   });
 
   it("an idle cluster writes nothing to etcd: the instances' records do not make each other write", async () => {
@@ -553,13 +557,17 @@ describe.skipIf(etcdSkip !== undefined)(title("three lb4 instances on one etcd (
       expect(l.map((x) => x.instance_id)).toEqual(["lb4-a", "lb4-b", "lb4-c"]);
       for (const x of l) {
         const inst = insts.find((i) => i.id === x.instance_id)!;
-        expect(x.advertise).toBe(`127.0.0.1:${inst.port}`);
+        expect(x.advertise).toBe(advertiseOf(inst));
         expect(x.version).toBe(VERSION);
         expect(x.revision).toBeGreaterThan(0);
         expect(x.pid).toBe(inst.child!.proc.pid);
         expect(x.self, `${x.instance_id} asked on ${asked.name}`).toBe(x.instance_id === asked.id);
       }
     }
+
+    // cluster.advertise is one of the names the admin API answers to; another instance's name is not.
+    expect((await send(a.port, { method: "GET", path: "/healthz", host: advertiseOf(a) })).status).toBe(200);
+    expect((await send(a.port, { method: "GET", path: "/healthz", host: advertiseOf(b) })).status).toBe(403);
 
     const t0 = performance.now();
     await c.child!.kill9();
