@@ -6,7 +6,6 @@
  * child, so admin.allowed_hosts goes through the config file; plus in-process servers on
  * ::1 and on 0.0.0.0.
  */
-import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import { readFile } from "node:fs/promises";
