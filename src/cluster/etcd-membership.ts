@@ -270,12 +270,6 @@ export class EtcdMembership implements MembershipSource {
     this.handled = c.seq;
   }
 
-  /** `base` with the load balancers of a captured view (undefined view: the file's). */
-  membershipOf(base: Config, c: Captured): Config {
-    if (!this.view) return base;
-    return this.membership(base, c.lbs);
-  }
-
   /** Read everything again (compaction, a start without the store) and watch from there. */
   private async resync(): Promise<void> {
     if (this.closed) return;

@@ -23,7 +23,6 @@ export const instanceKey = (c: ClusterKeys, instanceId: string): string => `${c.
 export const lbPrefix = (c: ClusterKeys): string => `${c.prefix}lb/`;
 /** Created by the instance that seeded the prefix (once). */
 export const seededKey = (c: ClusterKeys): string => `${c.prefix}seeded`;
-export const crossVpcPrefix = (c: ClusterKeys): string => `${c.prefix}facts/cross_vpc/`;
 export const instancesPrefix = (c: ClusterKeys): string => `${c.prefix}instances/`;
 
 /** What a key under the prefix is, or undefined for a key lb4 does not own. */

@@ -36,9 +36,6 @@ import { InstanceRegistry } from "../cluster/instances.js";
 import type { InstanceRecord } from "../cluster/layout.js";
 import { EtcdClient } from "../store/etcd.js";
 import { VERSION } from "../version.js";
-import { serveCluster } from "../config/support.js";
-
-serveCluster();
 
 /** Tries of a member change that loses compare-and-swaps to other instances (SPEC §11), before 409. */
 const STORE_CAS_TRIES = 20;
@@ -204,7 +201,7 @@ export class Engine {
     const c = this.cluster;
     if (!c) return { input: this.source.membership(base) };
     const cap = c.source.capture();
-    return { input: c.source.membershipOf(base, cap), cap };
+    return { input: c.source.membership(base, cap.lbs), cap };
   }
 
   /** The running config now is the captured view: member changes build on it, and the instance reports its revision. */
