@@ -19,10 +19,10 @@ import { waitFor } from "../helpers/net.js";
 import { missing, title } from "./helpers/env.js";
 import { figure, percentile } from "./helpers/figures.js";
 import { TOKEN, Lb4Proc, killAllLb4, type Reply } from "./helpers/lb4.js";
+import { BackendProc } from "./helpers/netns.js";
 import {
   ClientProc,
   createClusterTopology,
-  HubBackend,
   iptables,
   removeStaleClusterRoutes,
   startHubEtcd,
@@ -57,7 +57,7 @@ describe.skipIf(skip !== undefined)(title("several lb4 instances on one etcd, ea
   let dir: string;
   let etcd: HubEtcd;
   let store: EtcdClient;
-  const backends: HubBackend[] = [];
+  const backends: BackendProc[] = [];
   const lbs: Lb4Proc[] = [];
   const clients: ClientProc[] = [];
 
@@ -169,7 +169,7 @@ describe.skipIf(skip !== undefined)(title("several lb4 instances on one etcd, ea
     dir = mkdtempSync(path.join(os.tmpdir(), "lb4-rel-cluster-"));
     etcd = await startHubEtcd(topo);
     store = new EtcdClient({ endpoints: topo.etcdUrls });
-    for (const [i, a] of topo.backendAddrs.entries()) backends.push(await HubBackend.start(topo.hubNs, a, BACKEND_PORT, `m${i + 1}`));
+    for (const [i, a] of topo.backendAddrs.entries()) backends.push(await BackendProc.start(topo.hubNs, a, BACKEND_PORT, `m${i + 1}`));
     // The first instance finds the prefix empty and writes its file; the others read it.
     lbs.push(await startLb(0));
     lbs.push(...(await Promise.all([1, 2].map(startLb))));

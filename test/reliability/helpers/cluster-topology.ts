@@ -22,7 +22,6 @@ import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
-import { backendScript } from "./env.js";
 import { NS_PREFIX, removeNamespaces, sh } from "./netns.js";
 import { ETCD_BIN, etcdMemberArgs, readLog } from "../../helpers/etcd.js";
 import { waitFor } from "../../helpers/net.js";
@@ -244,18 +243,6 @@ export class ClientProc extends NsProc {
     const t = setTimeout(() => this.proc.kill("SIGKILL"), 5000);
     await this.exited;
     clearTimeout(t);
-  }
-}
-
-/** fixtures/backend.mjs in the hub. */
-export class HubBackend extends NsProc {
-  static async start(ns: string, host: string, port: number, name: string): Promise<HubBackend> {
-    const proc = spawn("ip", ["netns", "exec", ns, process.execPath, backendScript, host, String(port), name], { stdio: ["ignore", "pipe", "pipe"] });
-    const b = new HubBackend(proc);
-    proc.stdout!.on("data", (c: Buffer) => b.keep(c.toString()));
-    await waitFor(() => b.out.includes("ready") || b.exit !== undefined, 15_000, `backend ${name} to listen`);
-    if (b.exit !== undefined) throw new Error(`backend ${name} exited (${b.exit}): ${b.out}`);
-    return b;
   }
 }
 
