@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EtcdClient } from "../../src/store/etcd.js";
 import { etcdSkip } from "../helpers/etcd.js";
 import { waitFor } from "../helpers/net.js";
+import { metricValue } from "../helpers/workers.js";
 import { missing, title } from "./helpers/env.js";
 import { figure, percentile } from "./helpers/figures.js";
 import { TOKEN, Lb4Proc, killAllLb4, type Reply } from "./helpers/lb4.js";
@@ -105,8 +106,7 @@ describe.skipIf(skip !== undefined)(title("several lb4 instances on one etcd, ea
 
   async function metric(lb: Lb4Proc, name: string): Promise<number | undefined> {
     const r = await lb.api("GET", "/metrics", { timeoutMs: 5000 });
-    const line = r.text.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-    return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
+    return metricValue(r.text, name);
   }
 
   /** The member ids of a pool as the store holds them (read from etcd by the test itself). */
