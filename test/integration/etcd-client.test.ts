@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Lb4Error, STORE_LEASE_NOT_FOUND, STORE_MESSAGE_TOO_LARGE, STORE_UNAVAILABLE, StoreError } from "../../src/errors.js";
 import { EtcdClient, type WatchEvent, type WatchHandle, type WatchOptions } from "../../src/store/etcd.js";
 import { etcdSkip, startEtcd, stopAllEtcd, type EtcdCluster } from "../helpers/etcd.js";
-import { freePort, waitFor } from "../helpers/net.js";
+import { freePort, silentServer, waitFor, type TestServer } from "../helpers/net.js";
 
 const title = (t: string): string => (etcdSkip ? `${t} (SKIPPED: ${etcdSkip})` : t);
 
@@ -523,20 +523,14 @@ describe.skipIf(etcdSkip !== undefined)(title("etcd client on a 3-member etcd cl
 });
 
 describe("etcd client with no etcd answering", () => {
-  const silent = new Set<net.Socket>();
-  let blackHole: net.Server | undefined;
+  let blackHole: TestServer | undefined;
   afterAll(async () => {
-    for (const s of silent) s.destroy();
-    if (blackHole) await new Promise((r) => blackHole!.close(r));
+    await blackHole?.close();
   });
 
   it("endpoints that refuse or never answer give LB4.STORE_UNAVAILABLE within the deadline, naming each one and why", async () => {
-    blackHole = net.createServer((s) => {
-      silent.add(s); // accepts and never answers
-      s.on("error", () => undefined);
-    });
-    await new Promise<void>((r) => blackHole!.listen(0, "127.0.0.1", r));
-    const hole = `http://127.0.0.1:${(blackHole.address() as net.AddressInfo).port}`;
+    blackHole = await silentServer(); // accepts and never answers
+    const hole = `http://127.0.0.1:${blackHole.port}`;
     const refused = [`http://127.0.0.1:${await freePort()}`, `http://127.0.0.1:${await freePort()}`];
     const timeoutMs = 600;
     const client = new EtcdClient({ endpoints: [refused[0]!, hole, refused[1]!], timeoutMs });
