@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { startLoadBalancer, type LoadBalancerHandle } from "../../src/engine.js";
 import { freePort, nameServer, request, waitFor, type TestServer } from "../helpers/net.js";
+import { alive } from "../helpers/workers.js";
 
 const servers: TestServer[] = [];
 let lb: LoadBalancerHandle | undefined;
@@ -34,15 +35,6 @@ function config(port: number, a: number, b: number) {
       },
     ],
   };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe("embedding and workers", () => {
