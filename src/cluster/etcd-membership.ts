@@ -166,10 +166,10 @@ export class EtcdMembership implements MembershipSource {
     try {
       const r = await this.opts.client.range(this.opts.cluster.prefix);
       const view: StoreView = { revision: r.revision, contentRevision: 0, lbs: new Map(), crossVpcEnabled: new Set() };
-      for (const kv of r.kvs) if (this.take(view, kv.key, kv, false)) view.contentRevision = Math.max(view.contentRevision, kv.modRevision);
+      for (const kv of r.kvs) this.take(view, kv, false);
       // What the watch delivered meanwhile and the read did not see yet.
       for (const e of this.reading) {
-        if (e.modRevision > r.revision && this.take(view, e.key, e, e.type === "delete")) view.contentRevision = Math.max(view.contentRevision, e.modRevision);
+        if (e.modRevision > r.revision) this.take(view, e, e.type === "delete");
         view.revision = Math.max(view.revision, e.modRevision);
       }
       this.view = view;
@@ -181,15 +181,22 @@ export class EtcdMembership implements MembershipSource {
   }
 
   /** One key into the view; true when it changed what lb4 runs. */
-  private take(view: StoreView, key: string, kv: Pick<KeyValue, "value" | "modRevision"> | undefined, isDelete: boolean): boolean {
+  /** Put a key's change into `view`; true (and the view's content revision moves to it) when it changed what lb4 runs. */
+  private take(view: StoreView, kv: Pick<KeyValue, "key" | "value" | "modRevision">, isDelete: boolean): boolean {
+    if (!this.changes(view, kv.key, kv, isDelete)) return false;
+    view.contentRevision = Math.max(view.contentRevision, kv.modRevision);
+    return true;
+  }
+
+  private changes(view: StoreView, key: string, kv: Pick<KeyValue, "value" | "modRevision">, isDelete: boolean): boolean {
     const k = classify(this.opts.cluster, key);
     if (!k) return false;
     if (k.kind === "lb") {
       const had = view.lbs.get(k.id);
       if (isDelete) return view.lbs.delete(k.id);
-      if (had && had.modRevision >= kv!.modRevision) return false; // already applied (our own write)
+      if (had && had.modRevision >= kv.modRevision) return false; // already applied (our own write)
       try {
-        view.lbs.set(k.id, { config: JSON.parse(kv!.value) as LoadBalancerConfig, modRevision: kv!.modRevision });
+        view.lbs.set(k.id, { config: JSON.parse(kv.value) as LoadBalancerConfig, modRevision: kv.modRevision });
         return true;
       } catch (err) {
         this.opts.logger.error({ ev: "store_bad_value", key, err: (err as Error).message }, `etcd key ${key} is not JSON; ignored (lb4 cluster push writes it again)`);
@@ -231,9 +238,7 @@ export class EtcdMembership implements MembershipSource {
     this.reading?.push(...events);
     let changed = false;
     for (const e of events) {
-      if (!this.take(this.view, e.key, e, e.type === "delete")) continue;
-      changed = true;
-      this.view.contentRevision = Math.max(this.view.contentRevision, e.modRevision);
+      if (this.take(this.view, e, e.type === "delete")) changed = true;
     }
     this.view.revision = Math.max(this.view.revision, revision);
     this.up = true;

@@ -127,8 +127,8 @@ export class Engine {
   readonly reloads = { ok: 0, failed: 0 };
   readonly healthResultHooks: HealthResultHook[] = [];
   private closed = false;
-  /** With a `cluster:` block: the etcd source, the instance registry and the client they share. */
-  private cluster: { source: EtcdMembership; registry: InstanceRegistry; client: EtcdClient } | undefined;
+  /** With a `cluster:` block: the etcd source and the instance registry (they share one client). */
+  private cluster: { source: EtcdMembership; registry: InstanceRegistry } | undefined;
   /** The store revision the running config was built from. */
   private storeApplied = 0;
   private storeApplyQueued = false;
@@ -176,7 +176,7 @@ export class Engine {
         { instance_id: c.instance_id ?? os.hostname(), advertise: c.advertise ?? base.admin?.listen ?? "", version: VERSION, pid: process.pid, started_at: new Date().toISOString() },
         this.logger,
       );
-      this.cluster = { source, registry, client };
+      this.cluster = { source, registry };
       this.source = source;
     } else {
       this.source = new FileMembership(this.store);

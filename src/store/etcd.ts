@@ -262,7 +262,7 @@ export class EtcdClient {
 
   /** What one member says about itself and its leader (no failover: it asks that member). */
   async status(endpoint: string): Promise<MemberStatus> {
-    const origin = this.endpoints.find((e) => e === new URL(endpoint).origin) ?? new URL(endpoint).origin;
+    const origin = new URL(endpoint).origin;
     let text: string;
     try {
       text = await this.callOne(origin, "/v3/maintenance/status", {});
