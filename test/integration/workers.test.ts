@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import path from "node:path";
 import { adminConfig, api, LineClient, namedEcho, runCli, TOKEN, useChildFixture, whoAnswers, writeConfig } from "../helpers/lb4-child.js";
 import { customServer, freePort, waitFor, type TestServer } from "../helpers/net.js";
-import { alive, jsonLines, metricValue, running, scrape, startWorkers, waitForTcpConnLines, workers, type WorkersLb4 } from "../helpers/workers.js";
+import { alive, jsonLines, metricValue, running, scrape, startWorkers, tcpConnLines, waitForTcpConnLines, workers, type WorkersLb4 } from "../helpers/workers.js";
 
 const fx = useChildFixture();
 
@@ -391,7 +391,7 @@ describe("lb4 start --workers 2 (SPEC §10)", () => {
     expect(await w.lb.stop()).toBe(0);
     await waitFor(() => pids.every((p) => !alive(p)), 5000, `worker processes ${pids.join(", ")} gone`);
     // None of the access-log lines still batched in the workers is lost on the way out.
-    expect(jsonLines(w.stdout()).filter((l) => l.ev === "tcp_conn" && l.listener === "ls-w")).toHaveLength(40);
+    expect(tcpConnLines(w.stdout(), "ls-w")).toHaveLength(40);
   });
 
   it("SIGTERM lets a connection opened just before it finish within the grace period (SPEC §5, §10)", async () => {
@@ -409,7 +409,7 @@ describe("lb4 start --workers 2 (SPEC §10)", () => {
     await c.echo("still-here");
     c.socket.end();
     expect(await w.lb.exited).toBe(0);
-    const lines = jsonLines(w.stdout()).filter((l) => l.ev === "tcp_conn" && l.listener === "ls-w");
+    const lines = tcpConnLines(w.stdout(), "ls-w");
     expect(lines).toHaveLength(1);
     expect(lines[0]!.end).not.toBe("shutdown");
     expect(lines[0]!.bytes_in).toBe("still-here\n".length);
