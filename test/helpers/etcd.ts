@@ -40,7 +40,8 @@ const running = new Set<EtcdCluster>();
 /** Members ready within this bound, or the start fails with their logs. */
 const START_TIMEOUT_MS = 15_000;
 
-async function healthy(url: string): Promise<boolean> {
+/** Whether the etcd member at `url` answers /health with health "true" (within 1 s). */
+export async function healthy(url: string): Promise<boolean> {
   try {
     const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) });
     const body = (await res.json()) as { health?: string };

@@ -23,7 +23,7 @@ import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { NS_PREFIX, removeNamespaces, sh } from "./netns.js";
-import { ETCD_BIN, etcdMemberArgs, readLog } from "../../helpers/etcd.js";
+import { ETCD_BIN, etcdMemberArgs, healthy, readLog } from "../../helpers/etcd.js";
 import { waitFor } from "../../helpers/net.js";
 
 const clientScript = path.join(path.dirname(fileURLToPath(import.meta.url)), "cluster-client.mjs");
@@ -260,15 +260,6 @@ export interface HubEtcd {
   /** Start every member that is not running (together: a member waits for a quorum to be healthy). */
   startAll(): Promise<void>;
   stop(): Promise<void>;
-}
-
-async function healthy(url: string): Promise<boolean> {
-  try {
-    const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) });
-    return ((await res.json()) as { health?: string }).health === "true";
-  } catch {
-    return false;
-  }
 }
 
 /** A 3-member etcd cluster in the hub namespace, data on tmpfs when there is one. */
