@@ -22,7 +22,7 @@ import { RateLimitedLog } from "./ratelimit.js";
 import { TcpListener, type TcpListenerDeps, type TcpTuning } from "./tcp.js";
 import type { TcpConn } from "./tcp-conn.js";
 import { HandleTcpListener } from "./tcp-handles.js";
-import { dataplanePath } from "../platform/dataplane-path.js";
+import { dataplanePath, type DataplanePath } from "../platform/dataplane-path.js";
 import { UdpListener } from "./udp.js";
 import { MirrorListener } from "./mirror-listener.js";
 import type { SharedAdmission } from "./shared-admission.js";
@@ -66,6 +66,7 @@ export interface WorkerView {
   connections: number;
   /** The TCP data plane the worker runs (its start-up choice: handles, or net and why). */
   dataplane: string;
+  dataplanePath: DataplanePath | undefined;
   uptimeMs: number;
 }
 

@@ -251,7 +251,7 @@ export function createMetrics(engine: Engine, opts: { processMetrics?: boolean }
     collect() {
       this.reset();
       // With workers, the paths they run (they probe on their own); else this process's.
-      const paths = new Set(engine.workers().filter((w) => w.ready).map((w) => (w.dataplane.startsWith("handles") ? "handles" : "net")));
+      const paths = new Set(engine.workers().filter((w) => w.ready).map((w) => w.dataplanePath ?? "net"));
       if (paths.size === 0) paths.add(dataplanePath());
       for (const path of paths) this.set({ path }, 1);
     },

@@ -30,8 +30,7 @@ export function dataplanePath(): DataplanePath {
 }
 
 /** For the start log line: the path, and why it fell back when it did. */
-export function describeDataplane(): string {
-  const c = dataplaneChoice();
+export function describeDataplane(c: { path: DataplanePath; note?: string | undefined } = dataplaneChoice()): string {
   return c.note ? `${c.path} (${c.note})` : c.path;
 }
 

@@ -8,6 +8,7 @@
  * Pure: the messages go out through `LedgerIO`, time through its timers.
  */
 import type { Timers } from "../clock.js";
+import type { Snapshot } from "../model/snapshot.js";
 
 /** How long a reclaim waits for the workers' idle slots before answering with what came back. */
 export const RECLAIM_WAIT_MS = 200;
@@ -143,4 +144,11 @@ export class LimitLedger {
   close(): void {
     for (const x of this.ledgers.values()) if (x.timer !== undefined) this.io.timers.clear(x.timer);
   }
+}
+
+/** connection_limit of every TCP listener with one, by id. */
+export function limits(s: Snapshot): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const lb of s.lbs) for (const l of lb.listeners) if (l.protocol === "TCP" && l.connection_limit > 0) out.set(l.id, l.connection_limit);
+  return out;
 }

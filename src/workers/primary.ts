@@ -22,8 +22,8 @@ import type { PoolRuntime } from "../model/pool.js";
 import { EMPTY_SNAPSHOT, type Snapshot } from "../model/snapshot.js";
 import { STAT_FIELDS, WORKER_ENV, type FromWorker, type Report, type ToWorker, type WorkerInit } from "./protocol.js";
 import { toWire } from "./snapshot-wire.js";
-import { LimitLedger } from "./limit-ledger.js";
-import { dataplanePath } from "../platform/dataplane-path.js";
+import { LimitLedger, limits } from "./limit-ledger.js";
+import { dataplanePath, describeDataplane } from "../platform/dataplane-path.js";
 
 /** A worker that has not said ready by then is killed and started again. */
 const READY_TIMEOUT_MS = 10_000;
@@ -49,7 +49,8 @@ interface Slot {
   /** The snapshot this worker runs (acknowledged). */
   runs: Snapshot;
   report: Report | undefined;
-  dataplane: string;
+  /** The worker's TCP data plane, once it is ready. */
+  dataplane: Extract<FromWorker, { t: "ready" }>["dataplane"] | undefined;
   acks: Map<number, (r: { error?: { code: string; message: string } }) => void>;
   reports: Map<number, () => void>;
   crashes: number;
@@ -131,13 +132,13 @@ export class ClusterDataPlane implements DataPlanePort {
 
   workers(): WorkerView[] {
     const now = Date.now();
-    return this.slots.map((s) => ({ index: s.index, pid: s.worker.process.pid ?? 0, ready: s.ready, connections: s.report?.active ?? 0, uptimeMs: now - s.startedAt, dataplane: s.dataplane }));
+    return this.slots.map((s) => ({ index: s.index, pid: s.worker.process.pid ?? 0, ready: s.ready, connections: s.report?.active ?? 0, uptimeMs: now - s.startedAt, dataplane: s.dataplane ? describeDataplane(s.dataplane) : "", dataplanePath: s.dataplane?.path }));
   }
 
   private fork(index: number, crashes = 0): void {
     const init: WorkerInit = { level: this.opts.logger.level, tuning: { connectTimeoutMs: this.opts.tuning.connectTimeoutMs, tickMs: this.opts.tuning.tickMs }, reportMs: REPORT_MS };
     const worker = cluster.fork({ [WORKER_ENV]: JSON.stringify(init) });
-    const slot: Slot = { index, worker, startedAt: Date.now(), ready: false, runs: EMPTY_SNAPSHOT, report: undefined, dataplane: "", acks: new Map(), reports: new Map(), crashes };
+    const slot: Slot = { index, worker, startedAt: Date.now(), ready: false, runs: EMPTY_SNAPSHOT, report: undefined, dataplane: undefined, acks: new Map(), reports: new Map(), crashes };
     this.slots[index] = slot;
     const readyTimer = setTimeout(() => {
       this.opts.logger.error({ ev: "worker_stuck", worker: index, pid: worker.process.pid }, `worker ${index} did not start within ${READY_TIMEOUT_MS / 1000} s; replacing it`);
@@ -185,8 +186,9 @@ export class ClusterDataPlane implements DataPlanePort {
         clearTimeout(readyTimer);
         slot.ready = true;
         slot.dataplane = msg.dataplane;
-        if (!msg.dataplane.startsWith(dataplanePath())) {
-          this.opts.logger.warn({ ev: "worker_dataplane", worker: slot.index, dataplane: msg.dataplane, primary: dataplanePath() }, `worker ${slot.index} runs the ${msg.dataplane} TCP data plane, not ${dataplanePath()}`);
+        if (msg.dataplane.path !== dataplanePath()) {
+          const text = describeDataplane(msg.dataplane);
+          this.opts.logger.warn({ ev: "worker_dataplane", worker: slot.index, dataplane: text, primary: dataplanePath() }, `worker ${slot.index} runs the ${text} TCP data plane, not ${dataplanePath()}`);
         }
         this.opts.logger.debug({ ev: "worker_ready", worker: slot.index, pid: slot.worker.process.pid }, `worker ${slot.index} ready`);
         this.syncLater(slot);
@@ -497,11 +499,4 @@ export class ClusterDataPlane implements DataPlanePort {
       ),
     );
   }
-}
-
-/** connection_limit of every TCP listener with one, by id. */
-function limits(s: Snapshot): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const lb of s.lbs) for (const l of lb.listeners) if (l.protocol === "TCP" && l.connection_limit > 0) out.set(l.id, l.connection_limit);
-  return out;
 }

@@ -4,6 +4,7 @@
  * must hold across workers (connection_limit, persistence), per connection of such listeners.
  */
 import { ListenerStats } from "../dataplane/stats.js";
+import type { DataplanePath } from "../platform/dataplane-path.js";
 import type { WireSnapshot } from "./snapshot-wire.js";
 
 /** What a worker is started with (environment variable LB4_WORKER, JSON). */
@@ -39,7 +40,7 @@ export type ToWorker =
   | { t: "close" };
 
 export type FromWorker =
-  | { t: "ready"; dataplane: string }
+  | { t: "ready"; dataplane: { path: DataplanePath; note?: string | undefined } }
   | { t: "applied"; version: number; error?: { code: string; message: string } }
   /** Which member the persistence table holds for `ip` in pool `p`. */
   | { t: "claim"; id: number; p: string; ip: string }

@@ -15,7 +15,8 @@ import { createLogger, flushAndExit } from "../log.js";
 import type { LevelWithSilent } from "pino";
 import { STAT_FIELDS, WORKER_ENV, type FromWorker, type Report, type ToWorker, type WorkerInit } from "./protocol.js";
 import { fromWire } from "./snapshot-wire.js";
-import { describeDataplane } from "../platform/dataplane-path.js";
+import { limits } from "./limit-ledger.js";
+import { dataplaneChoice } from "../platform/dataplane-path.js";
 
 /** While stopping, counters go to the primary this often so its shutdown wait sees connections end. */
 const STOPPING_REPORT_MS = 25;
@@ -177,7 +178,8 @@ function holdOpenConnections(dp: DataPlane, before: Snapshot, link: PrimaryLink)
   for (const lb of before.lbs) for (const l of lb.listeners) had.set(l.id, l.connection_limit);
   for (const lb of dp.snapshot.lbs) {
     for (const cfg of lb.listeners) {
-      if (cfg.protocol !== "TCP" || cfg.connection_limit === 0 || (had.get(cfg.id) ?? 0) !== 0 || !had.has(cfg.id)) continue;
+      // Kept listeners only (a new one has no connections yet) whose limit was 0.
+      if (cfg.protocol !== "TCP" || cfg.connection_limit === 0 || had.get(cfg.id) !== 0) continue;
       const l = dp.listener(cfg.id) as unknown as { sessions?: { forEach(fn: (s: { claim: number; done: boolean }) => void): void } } | undefined;
       let n = 0;
       l?.sessions?.forEach((s) => {
@@ -219,7 +221,7 @@ export function runWorker(): void {
             const before = dp.snapshot;
             await dp.apply(fromWire(dp.snapshot, msg.wire));
             holdOpenConnections(dp, before, link);
-            link.prune(new Set(dp.snapshot.lbs.flatMap((lb) => lb.listeners.filter((l) => l.connection_limit > 0).map((l) => l.id))));
+            link.prune(new Set(limits(dp.snapshot).keys()));
             send({ t: "applied", version: msg.wire.version });
           } catch (err) {
             const e = err as Error;
@@ -257,5 +259,5 @@ export function runWorker(): void {
         return;
     }
   });
-  send({ t: "ready", dataplane: describeDataplane() });
+  send({ t: "ready", dataplane: dataplaneChoice() });
 }
