@@ -22,12 +22,12 @@ export async function freePort(host = "127.0.0.1"): Promise<number> {
   throw new Error("no free port found");
 }
 
-/** Poll until `cond` holds, at most `timeoutMs`. */
-export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 5000, what = "condition"): Promise<void> {
+/** Poll until `cond` holds, every `intervalMs`, at most `timeoutMs`. */
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 5000, what = "condition", intervalMs = 10): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 

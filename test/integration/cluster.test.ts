@@ -60,15 +60,6 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 }
 
-/** Poll `cond` every 2 ms (finer than waitFor: the figures are in ms), at most `timeoutMs`. */
-async function until(cond: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
 /** The JSON log lines of a child with the given `ev`. */
 function logLines(child: Lb4Child, ev: string): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [];
@@ -269,13 +260,15 @@ describe.skipIf(etcdSkip !== undefined)(title("three lb4 instances on one etcd (
       expect(inStore!.lb.pools[0]!.members.map((m) => m.id), `m-${k} in etcd at the 201`).toContain(id);
       await Promise.all(
         insts.map((i) =>
-          until(
+          // Polled every 2 ms: the figures are in ms.
+          waitFor(
             async () => {
               const r2 = await api(i.url, "GET", `/v3/elb/pools/pool-prop/members/${id}`);
               return r2.status === 200;
             },
             5000,
             `${id} on ${i.name}`,
+            2,
           ),
         ),
       );
