@@ -234,6 +234,17 @@ export class Engine {
     this.cluster!.registry.applied(revision);
   }
 
+  /** A reload (of the file, or of what the store holds) ran or was refused: counted and in the event ring. */
+  private recordReload(err?: Error): void {
+    if (err) {
+      this.reloads.failed++;
+      this.events.push({ type: "reload", result: "failed", error: err.message });
+    } else {
+      this.reloads.ok++;
+      this.events.push({ type: "reload", result: "ok" });
+    }
+  }
+
   /** Validate and run what the store holds now (inside a serialised change). */
   private async applyStoreView(): Promise<void> {
     const source = this.cluster!.source;
@@ -245,8 +256,7 @@ export class Engine {
       config = this.validate(input, true);
     } catch (err) {
       source.refused(cap!);
-      this.reloads.failed++;
-      this.events.push({ type: "reload", result: "failed", error: (err as Error).message });
+      this.recordReload(err as Error);
       this.logger.error({ ev: "store_change_refused", revision, err: (err as Error).message }, `the store's revision ${revision} does not validate here; this instance keeps running revision ${this.storeApplied}`);
       return;
     }
@@ -254,8 +264,7 @@ export class Engine {
     const plan = await this.commit(config, false);
     this.ranStore(cap);
     const changes = describeChanges(prev, config, plan);
-    this.reloads.ok++;
-    this.events.push({ type: "reload", result: "ok" });
+    this.recordReload();
     this.logger.info({ ev: "store_applied", revision, changes }, `applied store revision ${revision}: ${summarizeChanges(changes)}`);
   }
 
@@ -289,13 +298,11 @@ export class Engine {
         changes = describeChanges(prev, config, plan);
         this.base = base;
       } catch (err) {
-        this.reloads.failed++;
-        this.events.push({ type: "reload", result: "failed", error: (err as Error).message });
+        this.recordReload(err as Error);
         this.logger.warn({ ev: "reload_failed", err: (err as Error).message }, "reload refused; the running configuration stays");
         throw err;
       }
-      this.reloads.ok++;
-      this.events.push({ type: "reload", result: "ok" });
+      this.recordReload();
       this.logger.info({ ev: "reload", changes }, `configuration reloaded: ${summarizeChanges(changes)}`);
       return changes;
     });
