@@ -32,17 +32,17 @@ export function registerCluster(program: Command): void {
       const everEnabled = new Set(all.kvs.map((kv) => classify(c, kv.key)).flatMap((k) => (k?.kind === "cross_vpc" ? [k.id] : [])));
       // Validated again with the store's facts: the cross-VPC rules see what the cluster has done.
       const { config } = await loadSource(src, { ctx: { everEnabled } });
-      const existing = { kvs: all.kvs.filter((kv) => classify(c, kv.key)?.kind === "lb") };
+      const stored = all.kvs.filter((kv) => classify(c, kv.key)?.kind === "lb");
       const compare: Compare[] = [];
       // A fact written meanwhile (cross-VPC turned on elsewhere) must make this push fail, not be turned off by it.
       for (const lb of config.loadbalancers) if (!lb.ip_target_enable && !everEnabled.has(lb.id)) compare.push({ key: crossVpcKey(c, lb.id), createRevision: 0 });
       const ops: TxnOp[] = [];
       const keep = new Set(config.loadbalancers.map((lb) => lbKey(c, lb.id)));
-      for (const kv of existing.kvs) {
+      for (const kv of stored) {
         compare.push({ key: kv.key, modRevision: kv.modRevision });
         if (!keep.has(kv.key)) ops.push({ type: "delete", key: kv.key });
       }
-      const had = new Set(existing.kvs.map((kv) => kv.key));
+      const had = new Set(stored.map((kv) => kv.key));
       for (const lb of config.loadbalancers) {
         const key = lbKey(c, lb.id);
         if (!had.has(key)) compare.push({ key, createRevision: 0 });
@@ -51,7 +51,7 @@ export function registerCluster(program: Command): void {
       }
       const r = await client.txn({ compare, success: ops });
       if (!r.succeeded) throw new Lb4Error("LB4.STORE_CONFLICT", "the store changed while this push was being prepared (another push or a member change); run lb4 cluster push again");
-      const removed = existing.kvs.filter((kv) => !keep.has(kv.key)).map((kv) => classify(c, kv.key)?.id ?? kv.key);
+      const removed = stored.filter((kv) => !keep.has(kv.key)).map((kv) => classify(c, kv.key)?.id ?? kv.key);
       console.log(
         `wrote ${config.loadbalancers.length} load balancer(s) to ${c.etcd.join(",")} under ${c.prefix} at revision ${r.revision}` +
           (removed.length ? `; removed: ${removed.join(", ")}` : "") +
