@@ -27,15 +27,9 @@ EOF
 taskset -c 1 nginx -c "$W/ng.conf" -p "$W" &
 sleep 0.5
 
-lb4_config() { # port admin-port
-  cat > "$W/lb4-$1.json" <<EOF
-{"admin":{"listen":"127.0.0.1:$2"},"state_dir":"$W/state-$1","log":{"level":"info"},"workers":1,
- "loadbalancers":[{"id":"lb-bench","name":"bench","vip_address":"127.0.0.1",
-  "listeners":[{"id":"ls-bench","protocol":"TCP","protocol_port":$1,"default_pool_id":"pool-bench","keepalive_timeout":300,
-                "ipgroup":{"type":"white","ip_list":["127.0.0.0/8"]}}],
-  "pools":[{"id":"pool-bench","protocol":"TCP","lb_algorithm":"ROUND_ROBIN",
-            "members":[{"id":"m-1","name":"backend","address":"127.0.0.1","protocol_port":$UP,"weight":1}]}]}]}
-EOF
+lb4_config() { # port admin-port: the config bench:e2e gives lb4 (bench/e2e/targets.ts lb4Config)
+  (cd "$ROOT" && node --import tsx -e "import { lb4Config } from './bench/e2e/targets.ts';
+    console.log(JSON.stringify({ ...lb4Config({ proto: 'tcp', port: $1, upstreamPort: $UP, stateDir: '$W/state-$1', adminPort: $2 }), workers: 1 }))") > "$W/lb4-$1.json"
   echo "$W/lb4-$1.json"
 }
 haproxy_config() { # port
