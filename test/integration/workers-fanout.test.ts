@@ -73,13 +73,19 @@ describe("ClusterDataPlane", () => {
     const b = new SnapshotBuilder();
     dp = start();
     await dp.apply(b.build(cfgOf(0), f));
+    // Served: the backend's greeting arrives; refused: the connection closes first. Neither within 5 s fails.
     const served = () =>
-      new Promise<boolean>((resolve) => {
+      new Promise<boolean>((resolve, reject) => {
         const s = net.connect(port, "127.0.0.1");
         sockets.push(s);
-        s.on("error", () => resolve(false));
-        s.once("data", () => resolve(true));
-        s.once("close", () => resolve(false));
+        const t = setTimeout(() => reject(new Error("connection neither served nor closed within 5000 ms")), 5000);
+        const done = (ok: boolean) => {
+          clearTimeout(t);
+          resolve(ok);
+        };
+        s.on("error", () => done(false));
+        s.once("data", () => done(true));
+        s.once("close", () => done(false));
       });
     for (let i = 0; i < 4; i++) expect(await served()).toBe(true);
     await dp.apply(b.build(cfgOf(4), f));

@@ -204,15 +204,23 @@ describe("lb4 start --workers 2 (SPEC §10)", () => {
     const w = await startWorkers(fx.dir, [tcpLb(port, { members: [{ id: "m-1", address: "127.0.0.1", protocol_port: backend.port }] }, { connection_limit: 4 })]);
     await twoReadyWorkers(w);
     const talk = (msg: string) =>
-      new Promise<string>((resolve) => {
+      new Promise<string>((resolve, reject) => {
         const sock = net.connect({ port, host: "127.0.0.1" });
         let got = "";
+        const t = setTimeout(() => {
+          reject(new Error(`"${msg}": neither an answer nor a close within 5000 ms (got ${JSON.stringify(got)})`));
+          sock.destroy();
+        }, 5000);
+        const done = (answer: string) => {
+          clearTimeout(t);
+          resolve(answer);
+        };
         sock.on("data", (d: Buffer) => {
           got += d;
-          if (msg === "hold" && got.includes("held")) resolve("held");
+          if (msg === "hold" && got.includes("held")) done("held");
         });
         sock.on("error", () => undefined);
-        sock.on("close", () => resolve(got.trim() || "refused"));
+        sock.on("close", () => done(got.trim() || "refused"));
         sock.write(msg);
         if (msg === "hold") held.push(sock);
       });
